@@ -1,0 +1,1 @@
+"""Scheduled tasks: staff-written Python snippets run on a schedule, safely and exactly once."""

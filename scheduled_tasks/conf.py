@@ -1,0 +1,56 @@
+"""The scheduler's settings: one ``SCHEDULED_TASKS`` dict, merged over these defaults.
+
+Read lazily through :func:`get` so tests can override ``settings.SCHEDULED_TASKS``.
+"""
+
+from typing import Any
+
+from django.conf import settings
+
+# Each key, its default and what it means. The README's settings reference mirrors this.
+DEFAULTS: dict[str, Any] = {
+    # Where the scheduler's own log lines go (also wired into LOGGING in settings.py).
+    "LOG_FILE": None,
+    # Wall-clock seconds a snippet may run before it is killed and recorded as "timeout".
+    "DEFAULT_TIMEOUT_SECONDS": 60,
+    # Captured print/logger output kept per execution; the rest is dropped and flagged.
+    "MAX_OUTPUT_BYTES": 65536,
+    # Address-space limit of the process a snippet runs in.
+    "MAX_MEMORY_MB": 256,
+    # Largest snippet accepted by forms, import and the API.
+    "MAX_CODE_BYTES": 65536,
+    # Seconds past a run's timeout after which a "running" execution whose runner vanished
+    # is considered abandoned and no longer blocks its task.
+    "LEASE_GRACE_SECONDS": 60,
+    # What a snippet sees besides safe builtins: name -> dotted path of an object, or a
+    # {"model": "app_label.Model"} entry for a model exposed through its manager.
+    "NAMESPACE": {
+        "timezone": "scheduled_tasks.sandbox.namespace.timezone_proxy",
+        "datetime": "datetime.datetime",
+        "timedelta": "datetime.timedelta",
+        "User": {"model": "auth.User"},
+        "Ticket": {"model": "crm.Ticket"},
+        "Contact": {"model": "crm.Contact"},
+        "Company": {"model": "crm.Company"},
+    },
+    # Days execution history is kept (used by the cleanup job).
+    "CLEANUP_DAYS": 30,
+    # Run the scheduler loop inside the web process.
+    "EMBEDDED": False,
+    # Seconds between polls of the daemon / embedded loop.
+    "DAEMON_INTERVAL_SECONDS": 10,
+}
+
+
+def get(key: str) -> Any:
+    """Return the configured value of ``key``, falling back to its default."""
+    if key not in DEFAULTS:
+        raise KeyError(f"unknown SCHEDULED_TASKS setting {key!r}")
+    configured = getattr(settings, "SCHEDULED_TASKS", None) or {}
+    return configured.get(key, DEFAULTS[key])
+
+
+def all_settings() -> dict[str, Any]:
+    """Defaults merged with the project's overrides (unknown keys included, for checks)."""
+    configured = getattr(settings, "SCHEDULED_TASKS", None) or {}
+    return {**DEFAULTS, **configured}

@@ -1,0 +1,238 @@
+"""What a snippet sees: vetted proxies built from ``SCHEDULED_TASKS["NAMESPACE"]``.
+
+Never a real module (``django.utils.timezone`` reaches ``settings`` through its attributes):
+modules and helpers are exposed as :class:`SafeNamespace` objects holding chosen members only.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import decimal
+import itertools
+import json
+import logging
+import math
+import random
+import re
+import statistics
+import string
+from collections.abc import Callable
+from typing import Any
+
+from django.utils import timezone as dj_timezone
+from django.utils.module_loading import import_string
+
+from scheduled_tasks.sandbox.orm import build_registry, model_proxies, resolve_model
+from scheduled_tasks.sandbox.policy import SandboxViolation
+
+
+class SafeNamespace:
+    """A module-like object exposing an explicit set of members, nothing else."""
+
+    __slots__ = ("_members", "_name")
+
+    def __init__(self, name: str, members: dict[str, Any]) -> None:
+        self._name = name
+        self._members = dict(members)
+
+    def __sandbox_getattr__(self, name: str) -> Any:
+        try:
+            return self._members[name]
+        except KeyError:
+            raise SandboxViolation(f"{self._name}.{name} is not available in snippets") from None
+
+    # `from math import sqrt` reads the member with a plain getattr: same allowlist.
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._members[name]
+        except KeyError:
+            raise ImportError(f"cannot import {name!r} from {self._name!r}") from None
+
+    def __repr__(self) -> str:
+        return f"<{self._name}>"
+
+
+def _public(module: Any, names: list[str] | None = None) -> dict[str, Any]:
+    chosen = names if names is not None else [n for n in dir(module) if not n.startswith("_")]
+    return {name: getattr(module, name) for name in chosen}
+
+
+def _allowed_modules() -> dict[str, SafeNamespace]:
+    members = {
+        "math": _public(math),
+        "json": _public(json, ["dumps", "loads", "JSONDecodeError"]),
+        "re": _public(
+            re,
+            [
+                "compile", "search", "match", "fullmatch", "split", "findall", "finditer",
+                "sub", "subn", "escape", "error", "IGNORECASE", "I", "MULTILINE", "M",
+                "DOTALL", "S", "VERBOSE", "X", "ASCII", "A",
+            ],
+        ),
+        "decimal": _public(
+            decimal,
+            [
+                "Decimal", "InvalidOperation", "DivisionByZero", "ROUND_HALF_UP",
+                "ROUND_HALF_EVEN", "ROUND_HALF_DOWN", "ROUND_UP", "ROUND_DOWN", "ROUND_CEILING",
+                "ROUND_FLOOR",
+            ],
+        ),
+        "statistics": _public(
+            statistics,
+            [
+                "mean", "fmean", "geometric_mean", "harmonic_mean", "median", "median_low",
+                "median_high", "median_grouped", "mode", "multimode", "quantiles", "pstdev",
+                "pvariance", "stdev", "variance", "StatisticsError",
+            ],
+        ),
+        "itertools": _public(itertools),
+        "collections": _public(
+            collections,
+            ["Counter", "defaultdict", "OrderedDict", "deque", "namedtuple", "ChainMap"],
+        ),
+        "datetime": _public(
+            dt, ["date", "datetime", "time", "timedelta", "timezone", "MINYEAR", "MAXYEAR", "UTC"]
+        ),
+        "string": _public(
+            string,
+            [
+                "ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "hexdigits",
+                "octdigits", "punctuation", "printable", "whitespace", "capwords",
+            ],
+        ),
+        "random": _public(
+            random,
+            [
+                "random", "randint", "randrange", "choice", "choices", "shuffle", "sample",
+                "uniform", "gauss",
+            ],
+        ),
+    }  # fmt: skip
+    return {name: SafeNamespace(name, m) for name, m in members.items()}
+
+
+ALLOWED_IMPORTS = tuple(sorted(_allowed_modules()))
+
+
+def make_import_hook(modules: dict[str, SafeNamespace]) -> Callable[..., Any]:
+    def guarded_import(
+        name: str,
+        globals: Any = None,
+        locals: Any = None,
+        fromlist: Any = (),
+        level: int = 0,
+    ) -> SafeNamespace:
+        if level != 0 or name not in modules:
+            allowed = ", ".join(sorted(modules))
+            raise SandboxViolation(f"import of {name!r} is not allowed (allowed: {allowed})")
+        return modules[name]
+
+    return guarded_import
+
+
+timezone_proxy = SafeNamespace(
+    "timezone",
+    {
+        "now": dj_timezone.now,
+        "localtime": dj_timezone.localtime,
+        "localdate": dj_timezone.localdate,
+        "make_aware": dj_timezone.make_aware,
+        "make_naive": dj_timezone.make_naive,
+        "is_aware": dj_timezone.is_aware,
+        "is_naive": dj_timezone.is_naive,
+        "get_current_timezone_name": dj_timezone.get_current_timezone_name,
+        "get_default_timezone_name": dj_timezone.get_default_timezone_name,
+        "timedelta": dt.timedelta,
+        "utc": dt.UTC,
+    },
+)
+
+
+class SnippetLogger:
+    """``logger`` in snippets: lines go to the captured output and to the scheduler's log."""
+
+    __slots__ = ("_logger", "_sink")
+
+    def __init__(self, sink: Callable[[str], None], label: str) -> None:
+        self._sink = sink
+        self._logger = logging.getLogger(f"scheduled_tasks.snippet.{label}")
+
+    def _log(self, level: int, msg: Any, *args: Any) -> None:
+        text = str(msg) % args if args else str(msg)
+        self._sink(f"[{logging.getLevelName(level)}] {text}\n")
+        self._logger.log(level, text)
+
+    def debug(self, msg: Any, *args: Any) -> None:
+        self._log(logging.DEBUG, msg, *args)
+
+    def info(self, msg: Any, *args: Any) -> None:
+        self._log(logging.INFO, msg, *args)
+
+    def warning(self, msg: Any, *args: Any) -> None:
+        self._log(logging.WARNING, msg, *args)
+
+    def error(self, msg: Any, *args: Any) -> None:
+        self._log(logging.ERROR, msg, *args)
+
+    def critical(self, msg: Any, *args: Any) -> None:
+        self._log(logging.CRITICAL, msg, *args)
+
+    exception = error
+    warn = warning
+
+
+def _split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    model_entries = {k: v for k, v in config.items() if isinstance(v, dict)}
+    paths = {k: v for k, v in config.items() if isinstance(v, str)}
+    return model_entries, paths
+
+
+def build_namespace(
+    config: dict[str, Any], *, sink: Callable[[str], None], label: str = "snippet"
+) -> tuple[dict[str, Any], Callable[..., Any]]:
+    """The snippet's names and its import hook, from the NAMESPACE setting."""
+    model_entries, paths = _split(config)
+    names: dict[str, Any] = {name: import_string(path) for name, path in paths.items()}
+    names.update(model_proxies(build_registry(model_entries)))
+    names["logger"] = SnippetLogger(sink, label)
+    return names, make_import_hook(_allowed_modules())
+
+
+def namespace_errors(config: dict[str, Any]) -> list[str]:
+    """Problems with a NAMESPACE setting, for the system checks."""
+    errors = []
+    for name, entry in config.items():
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+            errors.append(f"NAMESPACE name {name!r} is not a valid public identifier.")
+            continue
+        if isinstance(entry, str):
+            try:
+                obj = import_string(entry)
+            except ImportError as exc:
+                errors.append(f"NAMESPACE[{name!r}]: cannot import {entry!r} ({exc}).")
+                continue
+            if type(obj).__name__ == "module":
+                errors.append(
+                    f"NAMESPACE[{name!r}] is a module; expose functions or a SafeNamespace."
+                )
+        elif isinstance(entry, dict) and "model" in entry:
+            try:
+                model = resolve_model(entry["model"])
+            except (LookupError, ValueError):
+                errors.append(f"NAMESPACE[{name!r}]: unknown model {entry['model']!r}.")
+                continue
+            for field in entry.get("fields") or ():
+                try:
+                    model._meta.get_field(field)
+                except Exception:
+                    errors.append(f"NAMESPACE[{name!r}]: {entry['model']} has no field {field!r}.")
+                if field == "password":
+                    errors.append(f"NAMESPACE[{name!r}]: exposing 'password' is refused.")
+        else:
+            errors.append(
+                f"NAMESPACE[{name!r}] must be a dotted path or {{'model': 'app_label.Model'}}."
+            )
+    return errors

@@ -1,0 +1,255 @@
+"""What a snippet may say and do: RestrictedPython's compiler, its guards, our builtins.
+
+The compile step (``compile_snippet``) refuses forbidden syntax with the snippet's line number.
+The runtime guards (``restricted_globals``) are what RestrictedPython's rewritten code calls for
+every attribute read, item read, iteration, write and print.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any
+
+from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec
+from RestrictedPython.Guards import (
+    full_write_guard,
+    guarded_iter_unpack_sequence,
+    guarded_unpack_sequence,
+    safe_builtins,
+    safer_getattr,
+)
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES
+
+SNIPPET_FILENAME = "<snippet>"
+
+# Attributes that lead from a harmless object to interpreter internals (frames, code objects,
+# globals) without a leading underscore, so the underscore rule alone does not stop them.
+FORBIDDEN_ATTRIBUTES = frozenset(
+    {
+        "gi_frame", "gi_code", "gi_yieldfrom", "gi_running", "gi_suspended",
+        "cr_frame", "cr_code", "cr_await", "cr_origin", "cr_running", "cr_suspended",
+        "ag_frame", "ag_code", "ag_await", "ag_running",
+        "tb_frame", "tb_next", "tb_lasti", "tb_lineno",
+        "f_back", "f_builtins", "f_code", "f_globals", "f_locals", "f_trace", "f_lasti",
+        "co_code", "co_consts", "co_names",
+        "func_globals", "func_code", "im_func", "im_self", "mro",
+        "format", "format_map", "vformat", "get_field", "get_value",
+        "with_traceback",
+    }
+)  # fmt: skip
+
+
+_COMPILE_TIME_REFUSED = FORBIDDEN_ATTRIBUTES - INSPECT_ATTRIBUTES - {"format"}
+
+
+class SandboxViolation(Exception):
+    """A snippet tried something the sandbox refuses; the message says what."""
+
+
+@dataclass(frozen=True)
+class CodeProblem:
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"Line {self.line}: {self.message}" if self.line else self.message
+
+
+class SnippetPolicy(RestrictingNodeTransformer):
+    """RestrictedPython's policy, tightened further."""
+
+    def visit_TryStar(self, node: ast.AST) -> Any:
+        # except* has corrupted frames on some 3.11 builds under RestrictedPython.
+        self.error(node, "try/except* is not allowed in snippets.")
+
+    def visit_Match(self, node: ast.AST) -> Any:
+        # Class patterns read attributes without going through _getattr_.
+        self.error(node, "match statements are not allowed in snippets.")
+
+    def visit_Attribute(self, node: ast.Attribute) -> Any:
+        # (RestrictedPython already reports its own INSPECT_ATTRIBUTES; don't say it twice.)
+        if node.attr in _COMPILE_TIME_REFUSED:
+            self.error(node, f'"{node.attr}" is a restricted attribute.')
+        return super().visit_Attribute(node)
+
+
+def _problem_from_message(message: str) -> CodeProblem:
+    # RestrictedPython reports "Line N: text"; split it so forms can show both parts.
+    if message.startswith("Line "):
+        head, _, text = message.partition(":")
+        number = head.removeprefix("Line ").strip()
+        if number.isdigit():
+            return CodeProblem(int(number), text.strip())
+    return CodeProblem(None, message)
+
+
+def compile_snippet(code: str) -> tuple[CodeType | None, list[CodeProblem]]:
+    """Compile ``code`` under the sandbox policy: (code object, []) or (None, problems)."""
+    if "\x00" in code:
+        return None, [CodeProblem(None, "The code contains a NUL character.")]
+    result = compile_restricted_exec(code, filename=SNIPPET_FILENAME, policy=SnippetPolicy)
+    problems = [_problem_from_message(m) for m in result.errors]
+    if problems or result.code is None:
+        return None, problems or [CodeProblem(None, "The code could not be compiled.")]
+    return result.code, []
+
+
+def check_code(code: str) -> list[CodeProblem]:
+    """The problems that stop ``code`` from running in the sandbox (empty when it compiles)."""
+    return compile_snippet(code)[1]
+
+
+# --- runtime guards --------------------------------------------------------------------------
+
+
+def guarded_getattr(obj: Any, name: str, default: Any = None) -> Any:
+    """RestrictedPython's ``safer_getattr`` plus our list of internals-reaching attributes."""
+    if isinstance(name, str) and name in FORBIDDEN_ATTRIBUTES:
+        if name in ("format", "format_map") and isinstance(obj, str):
+            raise SandboxViolation("str.format() is not allowed in snippets; use an f-string")
+        else:
+            raise SandboxViolation(f'access to "{name}" is not allowed in snippets')
+    guard = getattr(type(obj), "__sandbox_getattr__", None)
+    if guard is not None and isinstance(name, str) and not name.startswith("_"):
+        # Proxies (models, modules) decide for themselves which names they expose.
+        return guard(obj, name)
+    return safer_getattr(obj, name, default)
+
+
+def guarded_getattr_builtin(obj: Any, name: str, *default: Any) -> Any:
+    """The ``getattr`` builtin offered to snippets: same rules as ``obj.name``."""
+    if not isinstance(name, str):
+        raise TypeError("getattr(): attribute name must be a string")
+    try:
+        return guarded_getattr(obj, name)
+    except AttributeError:
+        if default:
+            return default[0]
+        raise
+
+
+def guarded_hasattr(obj: Any, name: str) -> bool:
+    try:
+        guarded_getattr_builtin(obj, name)
+    except (AttributeError, SandboxViolation, NotImplementedError):
+        return False
+    return True
+
+
+def guarded_getitem(obj: Any, key: Any) -> Any:
+    return obj[key]
+
+
+def guarded_getiter(obj: Any) -> Any:
+    return iter(obj)
+
+
+_INPLACE = {
+    "+=": operator.iadd,
+    "-=": operator.isub,
+    "*=": operator.imul,
+    "/=": operator.itruediv,
+    "//=": operator.ifloordiv,
+    "%=": operator.imod,
+    "**=": operator.ipow,
+    "<<=": operator.ilshift,
+    ">>=": operator.irshift,
+    "&=": operator.iand,
+    "^=": operator.ixor,
+    "|=": operator.ior,
+    "@=": operator.imatmul,
+}
+
+
+def inplacevar(op: str, target: Any, value: Any) -> Any:
+    try:
+        return _INPLACE[op](target, value)
+    except KeyError:
+        raise SandboxViolation(f"operator {op} is not allowed") from None
+
+
+def guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return func(*args, **kwargs)
+
+
+class SandboxPrinter:
+    """Replaces ``print`` in snippets: writes through ``sink`` (the captured output)."""
+
+    def __init__(self, sink: Callable[[str], None]) -> None:
+        self._sink = sink
+
+    def __call__(self, _getattr_: Any = None) -> SandboxPrinter:
+        # RestrictedPython calls _print_(_getattr_) once per scope.
+        return self
+
+    def _call_print(self, *objects: Any, sep: Any = " ", end: Any = "\n", **kwargs: Any) -> None:
+        if kwargs.get("file") is not None:
+            raise SandboxViolation("print(file=...) is not allowed in snippets")
+        sep = " " if sep is None else str(sep)
+        end = "\n" if end is None else str(end)
+        self._sink(sep.join(str(o) for o in objects) + end)
+
+    def write(self, text: str) -> None:  # pragma: no cover - RestrictedPython API parity
+        self._sink(str(text))
+
+
+# Harmless builtins RestrictedPython 8+ leaves out because they iterate in C past _getiter_;
+# our _getiter_ is not a security boundary (proxies guard their own iteration), so they are safe.
+_EXTRA_BUILTINS: dict[str, Any] = {
+    name: getattr(builtins, name)
+    for name in (
+        "all", "any", "bin", "dict", "enumerate", "filter", "format", "frozenset", "list",
+        "map", "max", "min", "next", "reversed", "set", "sorted", "sum", "tuple", "zip",
+    )
+}  # fmt: skip
+_REMOVED_BUILTINS = {"id", "hash", "__build_class__"}
+
+
+def snippet_builtins(*, import_hook: Callable[..., Any], printer: SandboxPrinter) -> dict[str, Any]:
+    names = {k: v for k, v in safe_builtins.items() if k not in _REMOVED_BUILTINS}
+    names.update(_EXTRA_BUILTINS)
+    names.update(
+        {
+            "__import__": import_hook,
+            "getattr": guarded_getattr_builtin,
+            "hasattr": guarded_hasattr,
+            "iter": guarded_getiter,
+            "_getattr_": guarded_getattr,
+        }
+    )
+    return names
+
+
+def restricted_globals(
+    namespace: dict[str, Any],
+    *,
+    import_hook: Callable[..., Any],
+    sink: Callable[[str], None],
+) -> dict[str, Any]:
+    """The globals a compiled snippet runs with."""
+    printer = SandboxPrinter(sink)
+    glb: dict[str, Any] = {
+        "__builtins__": snippet_builtins(import_hook=import_hook, printer=printer),
+        "__name__": "snippet",
+        "__metaclass__": type,
+        "_getattr_": guarded_getattr,
+        "_getitem_": guarded_getitem,
+        "_getiter_": guarded_getiter,
+        "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+        "_unpack_sequence_": guarded_unpack_sequence,
+        "_write_": full_write_guard,
+        "_inplacevar_": inplacevar,
+        "_apply_": guarded_apply,
+        "_print_": printer,
+    }
+    glb.update(namespace)
+    return glb
+
+
+def iter_problems(problems: Iterable[CodeProblem]) -> list[str]:
+    return [str(p) for p in problems]

@@ -1,0 +1,214 @@
+"""Pure time maths: when does an every-N-units schedule fire?
+
+Runs fall on ``anchor + k * interval`` for k = 0, 1, 2, ... computed from the anchor each time
+(never by repeated addition, so month ends do not drift: Jan 31 -> Feb 28 -> Mar 31 -> Apr 30).
+
+* minutes and hours count real elapsed time (UTC arithmetic);
+* days, weeks and months keep the anchor's wall-clock time in the schedule's zone. A wall-clock
+  time inside a spring-forward gap fires once at the end of the gap; one inside a repeated
+  autumn hour fires once, at its first occurrence (cronie semantics).
+
+Nothing here reads the clock: every function takes the moment it reasons about. Every instant
+returned is in UTC: Python compares and subtracts two datetimes of the *same* zone by wall time,
+ignoring the fold, so 02:30 CEST and 02:30 CET would look equal. Convert only for display.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.relativedelta import relativedelta
+
+
+class Unit(enum.StrEnum):
+    MINUTES = "minutes"
+    HOURS = "hours"
+    DAYS = "days"
+    WEEKS = "weeks"
+    MONTHS = "months"
+
+
+UNIT_CHOICES: list[tuple[str, str]] = [(u.value, u.value.capitalize()) for u in Unit]
+MAX_EVERY = 100_000
+
+
+class ScheduleError(ValueError):
+    """A schedule that cannot be evaluated; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class IntervalSchedule:
+    every: int
+    unit: Unit
+    anchor: datetime  # aware
+    tz: tzinfo
+
+    @classmethod
+    def build(cls, every: int, unit: str, anchor: datetime, tz: str | tzinfo) -> IntervalSchedule:
+        """Validate raw values and return a schedule, or raise :class:`ScheduleError`."""
+        if isinstance(every, bool) or not isinstance(every, int):
+            raise ScheduleError(f"the frequency must be a whole number, not {every!r}")
+        if every < 1:
+            raise ScheduleError(f"the frequency must be at least 1, not {every}")
+        if every > MAX_EVERY:
+            raise ScheduleError(f"the frequency must be at most {MAX_EVERY}, not {every}")
+        try:
+            unit_value = Unit(unit)
+        except ValueError:
+            valid = ", ".join(u.value for u in Unit)
+            raise ScheduleError(f"unknown unit {unit!r}; use one of: {valid}") from None
+        zone = parse_zone(tz) if isinstance(tz, str) else tz
+        if anchor.tzinfo is None:
+            anchor = resolve_wall_time(anchor, zone)
+        return cls(every=every, unit=unit_value, anchor=anchor.astimezone(UTC), tz=zone)
+
+    @property
+    def counts_real_time(self) -> bool:
+        return self.unit in (Unit.MINUTES, Unit.HOURS)
+
+
+def parse_zone(name: str) -> ZoneInfo:
+    """Return the IANA zone ``name`` or raise :class:`ScheduleError`."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ScheduleError(f"unknown time zone {name!r}") from None
+
+
+def resolve_wall_time(wall: datetime, tz: tzinfo) -> datetime:
+    """The instant at which a naive wall-clock time happens in ``tz``.
+
+    A time skipped by a spring-forward gap resolves to the end of the gap; a repeated time
+    resolves to its first occurrence. The result is in UTC.
+    """
+    wall = wall.replace(tzinfo=None)
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if first.astimezone(tz).replace(tzinfo=None) == wall:
+        return first
+    return _end_of_gap(wall, tz)
+
+
+def _end_of_gap(wall: datetime, tz: tzinfo) -> datetime:
+    # In a gap, fold=1 applies the offset after the change (an instant before the transition)
+    # and fold=0 the offset before it (an instant after); bisect between them to the second.
+    lo = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    hi = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if lo > hi:
+        lo, hi = hi, lo
+    after_offset = hi.astimezone(tz).utcoffset()
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        mid = mid.replace(microsecond=0)
+        if mid.astimezone(tz).utcoffset() == after_offset:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _fixed_step(schedule: IntervalSchedule) -> timedelta:
+    if schedule.unit is Unit.MINUTES:
+        return timedelta(minutes=schedule.every)
+    return timedelta(hours=schedule.every)
+
+
+def _wall_offset(schedule: IntervalSchedule, k: int) -> relativedelta:
+    n = k * schedule.every
+    if schedule.unit is Unit.DAYS:
+        return relativedelta(days=n)
+    if schedule.unit is Unit.WEEKS:
+        return relativedelta(weeks=n)
+    return relativedelta(months=n)
+
+
+def fire_time(schedule: IntervalSchedule, k: int) -> datetime:
+    """The k-th run of the schedule (k = 0 is the anchor), in UTC."""
+    if schedule.counts_real_time:
+        return schedule.anchor + k * _fixed_step(schedule)
+    anchor_wall = schedule.anchor.astimezone(schedule.tz).replace(tzinfo=None)
+    return resolve_wall_time(anchor_wall + _wall_offset(schedule, k), schedule.tz)
+
+
+def _first_index_estimate(schedule: IntervalSchedule, after: datetime) -> int:
+    """A k whose fire time is not after ``after`` (or 0), to start the search near the answer."""
+    if after <= schedule.anchor:
+        return 0
+    if schedule.counts_real_time:
+        return int((after - schedule.anchor) // _fixed_step(schedule))
+    anchor_wall = schedule.anchor.astimezone(schedule.tz).replace(tzinfo=None)
+    after_wall = after.astimezone(schedule.tz).replace(tzinfo=None)
+    if schedule.unit is Unit.MONTHS:
+        months = (after_wall.year - anchor_wall.year) * 12 + after_wall.month - anchor_wall.month
+        return max(0, months // schedule.every - 1)
+    days = (after_wall - anchor_wall).days
+    per = schedule.every * (7 if schedule.unit is Unit.WEEKS else 1)
+    return max(0, days // per - 1)
+
+
+def next_fire_time(
+    schedule: IntervalSchedule, after: datetime, *, inclusive: bool = False
+) -> datetime:
+    """The first run strictly after ``after`` (or at it, with ``inclusive``), in UTC."""
+    if after.tzinfo is None:
+        raise ValueError("after must be an aware datetime")
+    after = after.astimezone(UTC)
+    k = _first_index_estimate(schedule, after)
+    # The estimate may undershoot by a step or two (DST, month lengths): walk forward.
+    while True:
+        candidate = fire_time(schedule, k)
+        if candidate > after or (inclusive and candidate == after):
+            return candidate
+        k += 1
+
+
+def fire_times(schedule: IntervalSchedule, after: datetime, count: int) -> list[datetime]:
+    """The next ``count`` runs strictly after ``after``."""
+    times: list[datetime] = []
+    moment = after
+    for _ in range(count):
+        moment = next_fire_time(schedule, moment)
+        times.append(moment)
+    return times
+
+
+def slots_between(schedule: IntervalSchedule, start: datetime, end: datetime) -> int:
+    """How many runs fall in ``[start, end]`` (used to report slots a late run covers)."""
+    end = end.astimezone(UTC)
+    count = 0
+    moment = next_fire_time(schedule, start, inclusive=True)
+    while moment <= end:
+        count += 1
+        moment = next_fire_time(schedule, moment)
+    return count
+
+
+_UNIT_SINGULAR = {
+    Unit.MINUTES: "minute",
+    Unit.HOURS: "hour",
+    Unit.DAYS: "day",
+    Unit.WEEKS: "week",
+    Unit.MONTHS: "month",
+}
+
+
+def describe(schedule: IntervalSchedule) -> str:
+    """The schedule in plain words, e.g. "Every 2 weeks on Monday at 09:00 (Europe/Madrid)"."""
+    unit = _UNIT_SINGULAR[schedule.unit]
+    head = f"Every {unit}" if schedule.every == 1 else f"Every {schedule.every} {unit}s"
+    local = schedule.anchor.astimezone(schedule.tz)
+    zone = getattr(schedule.tz, "key", str(schedule.tz))
+    if schedule.unit is Unit.MINUTES:
+        return head
+    if schedule.unit is Unit.HOURS:
+        return f"{head} at minute {local.minute:02d}"
+    at = f"at {local:%H:%M}"
+    if schedule.unit is Unit.DAYS:
+        return f"{head} {at} ({zone})"
+    if schedule.unit is Unit.WEEKS:
+        return f"{head} on {local:%A} {at} ({zone})"
+    day = local.day
+    tail = " (or the month's last day)" if day > 28 else ""
+    return f"{head} on day {day}{tail} {at} ({zone})"

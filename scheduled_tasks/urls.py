@@ -1,0 +1,3 @@
+app_name = "scheduled_tasks"
+
+urlpatterns: list = []

@@ -1,0 +1,63 @@
+"""Small builders for test data. Each takes only what a test cares about."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth.models import Permission, User
+
+from scheduled_tasks.models import Execution, ScheduledTask
+from ticketproo.crm.models import Company, Contact, Ticket
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def make_task(**overrides: Any) -> ScheduledTask:
+    values: dict[str, Any] = {
+        "name": f"task-{ScheduledTask.objects.count() + 1}",
+        "code": "print('hello')",
+        "every": 1,
+        "unit": "hours",
+        "anchor": T0,
+        "is_active": True,
+    }
+    values.update(overrides)
+    task = ScheduledTask(**values)
+    if "next_run_at" not in overrides:
+        task.next_run_at = task.first_run_after(values["anchor"])
+    task.save()
+    return task
+
+
+def make_execution(task: ScheduledTask, **overrides: Any) -> Execution:
+    values: dict[str, Any] = {"task": task, "status": "completed", "trigger": "manual"}
+    values.update(overrides)
+    return Execution.objects.create(**values)
+
+
+def make_user(username: str = "viewer", *, perms: tuple[str, ...] = (), **extra: Any) -> User:
+    user = User.objects.create_user(username=username, password="pw-12345-secret", **extra)
+    for codename in perms:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    return user
+
+
+def make_editor(username: str = "editor") -> User:
+    return make_user(
+        username, perms=("add_scheduledtask", "change_scheduledtask", "view_scheduledtask")
+    )
+
+
+def make_ticket(**overrides: Any) -> Ticket:
+    values: dict[str, Any] = {"title": "Printer on fire", "status": Ticket.Status.OPEN}
+    values.update(overrides)
+    return Ticket.objects.create(**values)
+
+
+def make_company(name: str = "Acme") -> Company:
+    return Company.objects.create(name=name)
+
+
+def make_contact(company: Company, name: str = "Ada") -> Contact:
+    return Contact.objects.create(company=company, name=name, email="ada@example.com")
