@@ -6,9 +6,11 @@ modules and helpers are exposed as :class:`SafeNamespace` objects holding chosen
 
 from __future__ import annotations
 
+import builtins
 import collections
 import datetime as dt
 import decimal
+import dis
 import itertools
 import json
 import logging
@@ -17,6 +19,7 @@ import random
 import re
 import statistics
 import string
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -117,6 +120,20 @@ def _allowed_modules() -> dict[str, SafeNamespace]:
 ALLOWED_IMPORTS = tuple(sorted(_allowed_modules()))
 
 
+_IMPORT_NAME = dis.opmap["IMPORT_NAME"]
+
+
+def _is_import_statement(frame: Any) -> bool:
+    """Whether the calling frame is executing an ``import`` statement right now.
+
+    C code such as ``datetime.strftime`` imports ``time`` through the ``__import__`` of the
+    running frame's builtins, i.e. ours. Such a call happens during a CALL instruction of the
+    snippet, an ``import`` statement during IMPORT_NAME: only the latter is the snippet's.
+    """
+    code = frame.f_code.co_code
+    return 0 <= frame.f_lasti < len(code) and code[frame.f_lasti] == _IMPORT_NAME
+
+
 def make_import_hook(modules: dict[str, SafeNamespace]) -> Callable[..., Any]:
     def guarded_import(
         name: str,
@@ -124,7 +141,12 @@ def make_import_hook(modules: dict[str, SafeNamespace]) -> Callable[..., Any]:
         locals: Any = None,
         fromlist: Any = (),
         level: int = 0,
-    ) -> SafeNamespace:
+    ) -> Any:
+        caller = sys._getframe(1)
+        if not _is_import_statement(caller):
+            # The standard library importing what it needs, not the snippet: the module goes
+            # to C code that asked for it and never reaches the snippet's namespace.
+            return builtins.__import__(name, globals, locals, fromlist, level)
         if level != 0 or name not in modules:
             allowed = ", ".join(sorted(modules))
             raise SandboxViolation(f"import of {name!r} is not allowed (allowed: {allowed})")

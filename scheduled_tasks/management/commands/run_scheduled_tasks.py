@@ -1,0 +1,120 @@
+"""``manage.py run_scheduled_tasks``: run every due task once (crontab calls this each minute)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
+from django.utils import timezone
+
+from scheduled_tasks import runner
+from scheduled_tasks.models import Execution, ScheduledTask
+
+
+def _positive_int(value: str) -> int:
+    import argparse
+
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
+    return number
+
+
+class Command(BaseCommand):
+    help = (
+        "Run every active scheduled task whose next run time has come, once. Safe to start "
+        "from cron every minute: overlapping invocations never run the same slot twice."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="List what would run and since when it is due; change nothing.",
+        )
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="Print each run's start, status, duration and output.",
+        )
+        parser.add_argument(
+            "--task-id",
+            type=_positive_int,
+            metavar="N",
+            help="Run this one task now, whatever its schedule (recorded as manual).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        now = timezone.now()
+        try:
+            if options["task_id"] is not None:
+                self._run_one(options["task_id"], now, options)
+            elif options["dry_run"]:
+                self._dry_run(now)
+            else:
+                self._tick(now, verbose=options["verbose"])
+        except DatabaseError as exc:
+            raise CommandError(f"the database is not available: {exc}", returncode=1) from exc
+
+    def _dry_run(self, now: Any) -> None:
+        plans = runner.plan(now)
+        if not plans:
+            self.stdout.write("Nothing is due.")
+            return
+        for item in plans:
+            since = timezone.localtime(item.due_since).isoformat(timespec="seconds")
+            extra = f", {item.slots} missed slots collapse into one run" if item.slots > 1 else ""
+            state = " — still running, would wait" if item.running else ""
+            self.stdout.write(
+                f"would run task {item.task.pk} “{item.task.name}”: due since {since}{extra}{state}"
+            )
+
+    def _tick(self, now: Any, *, verbose: bool) -> None:
+        if not verbose:
+            runner.tick(now)
+            return
+        report = runner.tick(now, on_start=self._print_start, on_finish=self._print_execution)
+        for task in report.busy:
+            self.stdout.write(f"task {task.pk} “{task.name}” is still running; skipped")
+        if report.executions or report.busy or report.abandoned:
+            self.stdout.write(
+                f"{len(report.executions)} run(s), {len(report.failed)} not completed, "
+                f"{len(report.busy)} busy, {report.abandoned} abandoned run(s) reaped."
+            )
+
+    def _run_one(self, task_id: int, now: Any, options: dict[str, Any]) -> None:
+        task = ScheduledTask.objects.filter(pk=task_id).first()
+        if task is None:
+            raise CommandError(f"there is no scheduled task with id {task_id}", returncode=2)
+        if options["dry_run"]:
+            self.stdout.write(f"would run task {task.pk} “{task.name}” now (manual)")
+            return
+        on_start = self._print_start if options["verbose"] else None
+        try:
+            execution = runner.run_task_now(task, now=now, on_start=on_start)
+        except runner.TaskBusy as exc:
+            raise CommandError(str(exc), returncode=1) from exc
+        self._print_execution(execution)
+        if execution.status != Execution.Status.COMPLETED:
+            raise CommandError(
+                f"task {task.pk} “{task.name}” ended {execution.status}", returncode=1
+            )
+
+    def _print_start(self, task: ScheduledTask) -> None:
+        self.stdout.write(f"starting task {task.pk} “{task.name}”")
+
+    def _print_execution(self, execution: Execution) -> None:
+        task = execution.task
+        style = self.style.SUCCESS if execution.status == "completed" else self.style.ERROR
+        duration = f"{execution.duration_seconds or 0:.3f}s"
+        self.stdout.write(style(f"task {task.pk} “{task.name}”: {execution.status} in {duration}"))
+        if execution.output:
+            self.stdout.write(execution.output.rstrip("\n"))
+        if execution.output_truncated:
+            self.stdout.write("[output truncated]")
+        if execution.error:
+            self.stderr.write(execution.error)

@@ -1,0 +1,46 @@
+"""Inside the sandbox's child process: compile, build the namespace, exec, report."""
+
+from __future__ import annotations
+
+import traceback
+
+from scheduled_tasks import conf
+from scheduled_tasks.sandbox.isolation import OutputChannel
+from scheduled_tasks.sandbox.namespace import build_namespace
+from scheduled_tasks.sandbox.policy import (
+    SNIPPET_FILENAME,
+    compile_snippet,
+    restricted_globals,
+)
+
+
+def format_snippet_error(exc: BaseException, code: str) -> str:
+    """A traceback that shows only the snippet's own lines, never the sandbox's internals."""
+    lines = code.splitlines()
+    parts = ["Traceback (snippet lines only):"]
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename != SNIPPET_FILENAME or frame.lineno is None:
+            continue
+        where = "snippet" if frame.name == "<module>" else frame.name
+        parts.append(f"  Line {frame.lineno}, in {where}")
+        if 0 < frame.lineno <= len(lines):
+            parts.append(f"    {lines[frame.lineno - 1].strip()}")
+    message = str(exc)
+    parts.append(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+    return "\n".join(parts)
+
+
+def execute_snippet(code: str, channel: OutputChannel, label: str) -> tuple[str, str]:
+    """Run ``code`` here (we are the child); return (status, error)."""
+    compiled, problems = compile_snippet(code)
+    if compiled is None:
+        return "failed", "\n".join(str(p) for p in problems)
+    names, import_hook = build_namespace(conf.get("NAMESPACE"), sink=channel.write, label=label)
+    env = restricted_globals(names, import_hook=import_hook, sink=channel.write)
+    try:
+        exec(compiled, env)  # noqa: S102 - compiled by RestrictedPython with our policy
+    except MemoryError:
+        raise  # reported by the isolation layer as "memory limit exceeded"
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt are snippet errors too
+        return "failed", format_snippet_error(exc, code)
+    return "completed", ""
