@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -13,3 +17,59 @@ from tests.factories import T0
 def now() -> datetime:
     """A fixed 'now' for domain functions, which take the time as an argument."""
     return T0
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url_for_subprocess() -> str:
+    """A DATABASE_URL pointing child processes at the database the tests are using."""
+    from django.db import connection
+
+    cfg = connection.settings_dict
+    if cfg["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{cfg['NAME']}"
+    user = cfg.get("USER") or ""
+    password = f":{cfg['PASSWORD']}" if cfg.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = cfg.get("HOST") or "127.0.0.1"
+    port = f":{cfg['PORT']}" if cfg.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{cfg['NAME']}"
+
+
+def run_manage(
+    *args: str, input: str | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py`` in a real process against the test database."""
+    full_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url_for_subprocess(),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=full_env,
+        check=False,
+    )
+
+
+def start_manage(*args: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url_for_subprocess(),
+    }
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
