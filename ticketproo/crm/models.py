@@ -80,7 +80,9 @@ class Ticket(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "resolved_at"], name="crm_ticket_status_resolved")]
+        indexes = [
+            models.Index(fields=["status", "resolved_at"], name="crm_ticket_status_resolved")
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh machine: virtualenv, dev dependencies, system packages
+# the tests need, ruff, then pytest on SQLite and (in CI or with DATABASE_URL) PostgreSQL.
+# Usage: bash scripts/test.sh [extra pytest arguments]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+PG_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+
+# System packages the tests drive: Debian's crontab (cron scripts), flock (util-linux).
+need_apt=()
+command -v crontab >/dev/null 2>&1 || need_apt+=(cron)
+command -v flock >/dev/null 2>&1 || need_apt+=(util-linux)
+if [ "${#need_apt[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "Installing ${need_apt[*]} ..."
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+mkdir -p logs
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+
+echo "== pytest on SQLite"
+env -u DATABASE_URL .venv/bin/pytest "$@"
+
+run_pg=false
+if [ "${CI:-}" = "true" ] || [ -n "${DATABASE_URL:-}" ]; then
+  run_pg=true
+  PG_URL="${DATABASE_URL:-$PG_URL}"
+fi
+if $run_pg; then
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    echo "Starting PostgreSQL ..."
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  echo "== pytest on PostgreSQL"
+  # No skip here: in CI a missing PostgreSQL must fail the run.
+  DATABASE_URL="$PG_URL" .venv/bin/pytest "$@"
+fi
