@@ -12,7 +12,7 @@ from tests.conftest import run_manage
 from tests.factories import make_ticket
 
 
-def run(code: str, **kwargs):  # noqa: ANN201
+def run(code: str, **kwargs):
     return run_snippet(code, timeout=kwargs.pop("timeout", 10), **kwargs)
 
 
@@ -187,3 +187,22 @@ def test_run_snippet_command_json_and_exit_status(tmp_path):
     proc = run_manage("run_snippet", str(tmp_path / "missing.py"))
     assert proc.returncode == 2
     assert "no such file" in proc.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parent_connection_survives_children_that_use_the_database():
+    # The child inherits the parent's socket; closing it there would end the parent's session
+    # (PostgreSQL Terminate). Run several ORM snippets, then keep using the parent connection.
+    from django.db import connection
+
+    make_ticket(title="Keep me")
+    connection.ensure_connection()
+    backend_before = connection.connection
+    for _ in range(3):
+        result = run("print(Ticket.objects.count())")
+        assert result.output == "1\n", result.error
+    assert connection.connection is backend_before
+    assert connection.is_usable()
+    from ticketproo.crm.models import Ticket
+
+    assert Ticket.objects.filter(title="Keep me").exists()
