@@ -150,3 +150,14 @@ class SchedulePreviewForm(forms.Form):
         return schedules.IntervalSchedule.build(
             data["every"], data["unit"], data["anchor"], timezone.get_default_timezone()
         )
+
+
+# What a save after editing writes: the edited fields and what follows from them. Leaving out
+# the runner's columns (last_status, last_run_at) keeps a run that finishes while the form is
+# open from being overwritten with stale values.
+EDITED_FIELDS: list[str] = [
+    *ScheduledTaskForm.Meta.fields,
+    "next_run_at",
+    "updated_by",
+    "updated_at",
+]

@@ -46,9 +46,103 @@ _QUERYSET_METHODS = frozenset(
     {
         "all", "filter", "exclude", "order_by", "distinct", "reverse", "none", "get", "first",
         "last", "count", "exists", "values", "values_list", "update", "delete", "create",
-        "get_or_create",
+        "get_or_create", "aggregate", "annotate",
     }
 )  # fmt: skip
+
+
+class Q:
+    """``Q(status="open") | Q(status="resolved")`` for snippets; checked when it is used."""
+
+    __slots__ = ("_q",)
+
+    def __init__(self, **lookups: Any) -> None:
+        if any(key.startswith("_") for key in lookups):
+            raise SandboxViolation("Q() takes field lookups only")
+        self._q = models.Q(**lookups)
+
+    @classmethod
+    def _of(cls, q: models.Q) -> Q:
+        obj = cls.__new__(cls)
+        obj._q = q
+        return obj
+
+    def __and__(self, other: Q) -> Q:
+        return Q._of(self._q & _require_q(other)._q)
+
+    def __or__(self, other: Q) -> Q:
+        return Q._of(self._q | _require_q(other)._q)
+
+    def __xor__(self, other: Q) -> Q:
+        return Q._of(self._q ^ _require_q(other)._q)
+
+    def __invert__(self) -> Q:
+        return Q._of(~self._q)
+
+    def __repr__(self) -> str:
+        return repr(self._q)
+
+
+def _require_q(value: Any) -> Q:
+    if not isinstance(value, Q):
+        raise SandboxViolation("Q objects combine only with other Q objects")
+    return value
+
+
+class _Aggregate:
+    """``Count("id")``, ``Sum("amount", distinct=True)``...: a field name checked on use."""
+
+    __slots__ = ("_distinct", "_field")
+    function: type[models.Aggregate] = models.Aggregate
+
+    def __init__(self, field: str, *, distinct: bool = False) -> None:
+        if not isinstance(field, str):
+            raise SandboxViolation("aggregates take a field name")
+        self._field = field
+        self._distinct = bool(distinct)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._field!r})"
+
+
+class Count(_Aggregate):
+    __slots__ = ()
+    function = models.Count
+
+
+class Sum(_Aggregate):
+    __slots__ = ()
+    function = models.Sum
+
+
+class Avg(_Aggregate):
+    __slots__ = ()
+    function = models.Avg
+
+
+class Min(_Aggregate):
+    __slots__ = ()
+    function = models.Min
+
+
+class Max(_Aggregate):
+    __slots__ = ()
+    function = models.Max
+
+
+def _aggregate_kwargs(
+    checker: _Checker, spec: ModelSpec, args: Any, kwargs: Any
+) -> dict[str, models.Aggregate]:
+    named: dict[str, models.Aggregate] = {}
+    for alias, agg in [(None, a) for a in args] + list(kwargs.items()):
+        if not isinstance(agg, _Aggregate):
+            raise SandboxViolation("only Count, Sum, Avg, Min and Max can be aggregated")
+        checker.path(spec, agg._field, lookups=False)
+        name = alias or f"{agg._field}__{type(agg).__name__.lower()}"
+        if not isinstance(name, str) or name.startswith("_"):
+            raise SandboxViolation(f"invalid aggregate name {name!r}")
+        named[name] = agg.function(agg._field, distinct=agg._distinct)
+    return named
 
 
 @dataclass(frozen=True)
@@ -161,6 +255,19 @@ class _Checker:
             return type(value)(self.value(v) for v in value)
         raise SandboxViolation(f"values of type {type(value).__name__} cannot be used in queries")
 
+    def q(self, spec: ModelSpec, q: models.Q) -> models.Q:
+        """A copy of ``q`` whose every leaf lookup and value passed the checks."""
+        clean = models.Q()
+        clean.connector, clean.negated = q.connector, q.negated
+        for child in q.children:
+            if isinstance(child, models.Q):
+                clean.children.append(self.q(spec, child))
+            else:
+                key, value = child
+                self.path(spec, key, lookups=True)
+                clean.children.append((key, self.value(value)))
+        return clean
+
     def kwargs(self, spec: ModelSpec, kwargs: dict[str, Any], *, lookups: bool) -> dict[str, Any]:
         for key in kwargs:
             self.path(spec, key, lookups=lookups)
@@ -211,28 +318,25 @@ class QuerySetProxy:
     def _read(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         return self._checker.kwargs(self._spec, kwargs, lookups=True)
 
-    def _no_args(self, method: str, args: tuple[Any, ...]) -> None:
-        if args:
-            raise SandboxViolation(
-                f"{method}() takes keyword lookups only in snippets (Q objects are not available)"
-            )
+    def _q_args(self, args: tuple[Any, ...]) -> list[models.Q]:
+        return [self._checker.q(self._spec, _require_q(arg)._q) for arg in args]
 
     # chainable
     def all(self) -> QuerySetProxy:
         return self._wrap(self._qs.all())
 
     def filter(self, *args: Any, **kwargs: Any) -> QuerySetProxy:
-        self._no_args("filter", args)
-        return self._wrap(self._qs.filter(**self._read(kwargs)))
+        return self._wrap(self._qs.filter(*self._q_args(args), **self._read(kwargs)))
 
     def exclude(self, *args: Any, **kwargs: Any) -> QuerySetProxy:
-        self._no_args("exclude", args)
-        return self._wrap(self._qs.exclude(**self._read(kwargs)))
+        return self._wrap(self._qs.exclude(*self._q_args(args), **self._read(kwargs)))
 
     def order_by(self, *fields: str) -> QuerySetProxy:
         for field in fields:
+            if not isinstance(field, str):
+                raise SandboxViolation("order_by() takes field names")
             if field != "?":
-                self._checker.path(self._spec, str(field).removeprefix("-"), lookups=False)
+                self._checker.path(self._spec, field.removeprefix("-"), lookups=False)
         return self._wrap(self._qs.order_by(*fields))
 
     def distinct(self) -> QuerySetProxy:
@@ -278,6 +382,17 @@ class QuerySetProxy:
 
     def count(self) -> int:
         return self._qs.count()
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._qs.aggregate(**_aggregate_kwargs(self._checker, self._spec, args, kwargs))
+
+    def annotate(self, *args: Any, **kwargs: Any) -> QuerySetProxy:
+        # Only on values()/values_list() rows, where the result is plain data: model objects
+        # with extra attributes would step outside the field allowlist.
+        if not self._plain:
+            raise SandboxViolation("annotate() is available after values() only")
+        named = _aggregate_kwargs(self._checker, self._spec, args, kwargs)
+        return self._wrap(self._qs.annotate(**named))
 
     def exists(self) -> bool:
         return self._qs.exists()

@@ -1,0 +1,210 @@
+"""Admin for the scheduler: tasks are edited through the same form as the web pages; executions
+are a read-only record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from scheduled_tasks.forms import EDITED_FIELDS, ScheduledTaskForm, next_whole_minute
+from scheduled_tasks.models import Execution, ScheduledTask
+
+RECENT_EXECUTIONS = 10
+
+
+def _status_text(value: str) -> str:
+    return dict(Execution.Status.choices).get(value, value) or "never run"
+
+
+@admin.register(ScheduledTask)
+class ScheduledTaskAdmin(admin.ModelAdmin):
+    form = ScheduledTaskForm
+    list_display = [
+        "name",
+        "schedule_description",
+        "is_active",
+        "last_status_display",
+        "next_run_at",
+        "last_run_at",
+    ]
+    list_filter = ["is_active", "unit", "last_status"]
+    search_fields = ["name", "description"]
+    ordering = ["name"]
+    actions = ["activate_tasks", "deactivate_tasks"]
+    readonly_fields = [
+        "schedule_description",
+        "next_run_at",
+        "last_run_at",
+        "last_status_display",
+        "created_by",
+        "created_at",
+        "updated_by",
+        "updated_at",
+        "recent_executions",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "is_active"]}),
+        (
+            "Schedule",
+            {"fields": ["every", "unit", "anchor", "schedule_description", "next_run_at"]},
+        ),
+        ("Code", {"fields": ["code", "timeout_seconds"]}),
+        (
+            "History",
+            {
+                "fields": [
+                    "last_status_display",
+                    "last_run_at",
+                    "recent_executions",
+                    "created_by",
+                    "created_at",
+                    "updated_by",
+                    "updated_at",
+                ]
+            },
+        ),
+    ]
+
+    class Media:
+        css = {"all": ["scheduled_tasks/admin.css"]}
+
+    @admin.display(description="schedule")
+    def schedule_description(self, obj: ScheduledTask) -> str:
+        if obj.pk is None:
+            return "—"
+        return obj.schedule_description
+
+    @admin.display(description="last status", ordering="last_status")
+    def last_status_display(self, obj: ScheduledTask) -> str:
+        return _status_text(obj.last_status)
+
+    @admin.display(description="recent executions")
+    def recent_executions(self, obj: ScheduledTask) -> SafeString | str:
+        if obj.pk is None:
+            return "—"
+        executions = list(
+            obj.executions.only("pk", "status", "trigger", "started_at", "duration_seconds")[
+                :RECENT_EXECUTIONS
+            ]
+        )
+        if not executions:
+            return "No executions yet."
+        rows = format_html_join(
+            "",
+            '<li><a href="{}">#{}</a> {} · {} · {}</li>',
+            (
+                (
+                    reverse("admin:scheduled_tasks_execution_change", args=[e.pk]),
+                    e.pk,
+                    e.get_status_display(),
+                    e.get_trigger_display(),
+                    timezone.localtime(e.started_at).strftime("%Y-%m-%d %H:%M:%S")
+                    if e.started_at
+                    else "not started",
+                )
+                for e in executions
+            ),
+        )
+        all_url = (
+            reverse("admin:scheduled_tasks_execution_changelist") + f"?task__id__exact={obj.pk}"
+        )
+        return format_html(
+            '<ul style="margin:0;padding-left:1.2em">{}</ul><p><a href="{}">All executions of '
+            "this task</a></p>",
+            rows,
+            all_url,
+        )
+
+    def view_on_site(self, obj: ScheduledTask) -> str:
+        return reverse("scheduled_tasks:task_detail", args=[obj.pk])
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("anchor", next_whole_minute(timezone.now()))
+        return initial
+
+    def save_model(self, request: HttpRequest, obj: ScheduledTask, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        obj.updated_by = request.user
+        obj.reschedule(timezone.now())
+        if change:
+            obj.save(update_fields=EDITED_FIELDS)
+        else:
+            super().save_model(request, obj, form, change)
+
+    @admin.action(description="Activate selected tasks", permissions=["change"])
+    def activate_tasks(self, request: HttpRequest, queryset: QuerySet[ScheduledTask]) -> None:
+        now = timezone.now()
+        count = 0
+        for task in queryset.filter(is_active=False):
+            task.is_active = True
+            task.updated_by = request.user
+            task.reschedule(now)
+            task.save(update_fields=["is_active", "next_run_at", "updated_by", "updated_at"])
+            count += 1
+        self.message_user(
+            request, f"Activated {count} task{'s' if count != 1 else ''}.", messages.SUCCESS
+        )
+
+    @admin.action(description="Deactivate selected tasks", permissions=["change"])
+    def deactivate_tasks(self, request: HttpRequest, queryset: QuerySet[ScheduledTask]) -> None:
+        count = queryset.filter(is_active=True).update(
+            is_active=False, next_run_at=None, updated_by=request.user, updated_at=timezone.now()
+        )
+        self.message_user(
+            request, f"Deactivated {count} task{'s' if count != 1 else ''}.", messages.SUCCESS
+        )
+
+
+@admin.register(Execution)
+class ExecutionAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "task",
+        "status",
+        "trigger",
+        "scheduled_for",
+        "started_at",
+        "duration_seconds",
+        "output_truncated",
+    ]
+    list_display_links = ["__str__"]
+    list_filter = ["status", "trigger", "output_truncated"]
+    list_select_related = ["task"]
+    search_fields = ["task__name", "runner"]
+    date_hierarchy = "created_at"
+    fields = [
+        "task",
+        "status",
+        "trigger",
+        "scheduled_for",
+        "slots_covered",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "duration_seconds",
+        "lease_expires_at",
+        "runner",
+        "output_truncated",
+        "output",
+        "error",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    # Executions are a record of what happened: nobody edits one. Deleting stays possible
+    # (with the permission) so that deleting a task, which cascades, still works here.
+    def has_change_permission(self, request: HttpRequest, obj: Execution | None = None) -> bool:
+        return False
+
+    def view_on_site(self, obj: Execution) -> str:
+        return reverse("scheduled_tasks:execution_detail", args=[obj.pk])

@@ -1,0 +1,214 @@
+/* TicketProo scheduler: small progressive enhancements. Every page works without this file. */
+(function () {
+  "use strict";
+
+  // Confirmation before a form with data-confirm is sent (Run now, Deactivate), and a busy
+  // label on its button so a second click cannot start a second run.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+      return;
+    }
+    var button = form.querySelector("button[data-busy-label]");
+    if (button) {
+      // Disable after the submit has been dispatched, or the browser drops the click.
+      window.setTimeout(function () {
+        button.disabled = true;
+        button.textContent = button.getAttribute("data-busy-label");
+      }, 0);
+    }
+  });
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.hasAttribute && target.hasAttribute("data-autosubmit") && target.form) {
+      target.form.submit();
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-copy-target]") : null;
+    if (!button || !navigator.clipboard) {
+      return;
+    }
+    var source = document.getElementById(button.getAttribute("data-copy-target"));
+    if (!source) {
+      return;
+    }
+    navigator.clipboard.writeText(source.textContent).then(function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      window.setTimeout(function () {
+        button.textContent = label;
+      }, 1500);
+    });
+  });
+
+  function lineStart(text, line) {
+    var index = 0;
+    for (var n = 1; n < line; n++) {
+      var next = text.indexOf("\n", index);
+      if (next === -1) {
+        return text.length;
+      }
+      index = next + 1;
+    }
+    return index;
+  }
+
+  function setUpCodeEditor(textarea) {
+    var escaped = false;
+    var cursor = document.querySelector('[data-cursor-for="' + textarea.id + '"]');
+
+    function showCursor() {
+      if (!cursor) {
+        return;
+      }
+      var before = textarea.value.slice(0, textarea.selectionStart);
+      var line = before.split("\n").length;
+      var column = before.length - before.lastIndexOf("\n");
+      cursor.textContent = "Line " + line + ", column " + column;
+    }
+
+    textarea.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") {
+        escaped = true;
+        return;
+      }
+      if (event.key === "Tab" && !escaped && !event.shiftKey && !event.ctrlKey && !event.altKey) {
+        event.preventDefault();
+        var start = textarea.selectionStart;
+        var end = textarea.selectionEnd;
+        textarea.setRangeText("    ", start, end, "end");
+        textarea.dispatchEvent(new Event("input", { bubbles: true }));
+        showCursor();
+        return;
+      }
+      escaped = false;
+    });
+    ["keyup", "click", "focus", "input"].forEach(function (name) {
+      textarea.addEventListener(name, showCursor);
+    });
+
+    // Each "Line N: ..." error jumps to its line.
+    var field = textarea.closest(".field");
+    var errors = field ? field.querySelectorAll(".field-errors li") : [];
+    Array.prototype.forEach.call(errors, function (item) {
+      var match = /^Line (\d+)/.exec(item.textContent.trim());
+      if (!match) {
+        return;
+      }
+      var line = parseInt(match[1], 10);
+      item.classList.add("is-line-link");
+      item.setAttribute("tabindex", "0");
+      item.setAttribute("title", "Go to line " + line);
+      function jump() {
+        var text = textarea.value;
+        var start = lineStart(text, line);
+        var end = text.indexOf("\n", start);
+        textarea.focus();
+        textarea.setSelectionRange(start, end === -1 ? text.length : end);
+        var lineHeight = parseFloat(window.getComputedStyle(textarea).lineHeight) || 20;
+        textarea.scrollTop = Math.max(0, (line - 3) * lineHeight);
+        showCursor();
+      }
+      item.addEventListener("click", jump);
+      item.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          jump();
+        }
+      });
+    });
+  }
+
+  function setUpPreview(form) {
+    var url = form.getAttribute("data-preview-url");
+    var body = form.querySelector("[data-preview-body]");
+    var every = form.elements.namedItem("every");
+    var unit = form.elements.namedItem("unit");
+    var anchor = form.elements.namedItem("anchor");
+    if (!url || !body || !every || !unit || !anchor) {
+      return;
+    }
+    var timer = null;
+    var latest = 0;
+
+    function render(data) {
+      body.textContent = "";
+      if (!data.ok) {
+        var problem = document.createElement("p");
+        problem.className = "text-danger small";
+        problem.textContent = (data.errors || ["The schedule is incomplete."]).join(" ");
+        body.appendChild(problem);
+        return;
+      }
+      var description = document.createElement("p");
+      description.className = "preview-description";
+      description.textContent = data.description;
+      var list = document.createElement("ol");
+      list.className = "preview-runs";
+      data.runs.forEach(function (run) {
+        var item = document.createElement("li");
+        var time = document.createElement("time");
+        time.setAttribute("datetime", run.iso);
+        time.textContent = run.display;
+        item.appendChild(time);
+        list.appendChild(item);
+      });
+      body.appendChild(description);
+      body.appendChild(list);
+    }
+
+    function refresh() {
+      var request = ++latest;
+      var query = new URLSearchParams({ every: every.value, unit: unit.value, anchor: anchor.value });
+      fetch(url + "?" + query.toString(), { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (response) {
+          return response.json();
+        })
+        .then(function (data) {
+          if (request === latest) {
+            render(data);
+          }
+        })
+        .catch(function () {
+          /* The preview is a convenience; the form still validates on save. */
+        });
+    }
+
+    [every, unit, anchor].forEach(function (input) {
+      input.addEventListener("input", function () {
+        window.clearTimeout(timer);
+        timer = window.setTimeout(refresh, 300);
+      });
+      input.addEventListener("change", refresh);
+    });
+  }
+
+  function setUpUnsavedWarning(form) {
+    var dirty = false;
+    form.addEventListener("input", function () {
+      dirty = true;
+    });
+    form.addEventListener("submit", function () {
+      dirty = false;
+    });
+    window.addEventListener("beforeunload", function (event) {
+      if (dirty) {
+        event.preventDefault();
+        event.returnValue = "";
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("textarea.code-input"), setUpCodeEditor);
+    Array.prototype.forEach.call(document.querySelectorAll("form.task-form"), function (form) {
+      setUpPreview(form);
+      setUpUnsavedWarning(form);
+    });
+  });
+})();

@@ -1,0 +1,360 @@
+"""The scheduler's pages. Thin: parse the request, call the domain, render. The clock is read
+here (``timezone.now()``) and handed down, never read deeper."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.db.models.functions import Substr
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from scheduled_tasks import conf, schedules
+from scheduled_tasks.forms import EDITED_FIELDS, ScheduledTaskForm, SchedulePreviewForm
+from scheduled_tasks.models import Execution, ScheduledTask
+
+TASKS_PER_PAGE = 50
+EXECUTIONS_PER_PAGE = 25
+UPCOMING_RUNS = 5
+# Enough of a run's output for one table cell; the full text is on the execution page.
+OUTPUT_PREVIEW_CHARS = 160
+
+STATUS_LABELS: dict[str, str] = dict(Execution.Status.choices)
+PROBLEM_STATUSES = (Execution.Status.FAILED, Execution.Status.TIMEOUT, Execution.Status.ABANDONED)
+
+TASK_SORTS: dict[str, tuple[str, ...]] = {
+    "name": ("name",),
+    "-name": ("-name",),
+    "next_run": ("next_run_at", "name"),
+    "-next_run": ("-next_run_at", "name"),
+    "last_run": ("last_run_at", "name"),
+    "-last_run": ("-last_run_at", "name"),
+}
+
+ADD_PERM = "scheduled_tasks.add_scheduledtask"
+CHANGE_PERM = "scheduled_tasks.change_scheduledtask"
+
+
+def upcoming_runs(task: ScheduledTask, now: datetime, count: int = UPCOMING_RUNS) -> list[datetime]:
+    """The next ``count`` slots of ``task``'s schedule from ``now`` on."""
+    first = task.first_run_after(now)
+    return [first, *schedules.fire_times(task.schedule, first, count - 1)]
+
+
+def _snippet_names() -> list[str]:
+    return sorted([*conf.get("NAMESPACE"), "logger", "print"], key=str.lower)
+
+
+def _allowed_imports() -> tuple[str, ...]:
+    from scheduled_tasks.sandbox.namespace import ALLOWED_IMPORTS
+
+    return ALLOWED_IMPORTS
+
+
+@login_required
+@require_GET
+def task_list(request: HttpRequest) -> HttpResponse:
+    tasks = ScheduledTask.objects.only(
+        "pk",
+        "name",
+        "description",
+        "every",
+        "unit",
+        "anchor",
+        "is_active",
+        "last_status",
+        "last_run_at",
+        "next_run_at",
+    )
+    query = request.GET.get("q", "").strip()
+    if query:
+        tasks = tasks.filter(Q(name__icontains=query) | Q(description__icontains=query))
+    state = request.GET.get("state", "")
+    if state == "active":
+        tasks = tasks.filter(is_active=True)
+    elif state == "inactive":
+        tasks = tasks.filter(is_active=False)
+    status = request.GET.get("status", "")
+    if status == "never":
+        tasks = tasks.filter(last_status="")
+    elif status == "problem":
+        tasks = tasks.filter(last_status__in=PROBLEM_STATUSES)
+    elif status in STATUS_LABELS:
+        tasks = tasks.filter(last_status=status)
+    sort = request.GET.get("sort", "name")
+    if sort not in TASK_SORTS:
+        sort = "name"
+    tasks = tasks.order_by(*TASK_SORTS[sort])
+
+    page = Paginator(tasks, TASKS_PER_PAGE).get_page(request.GET.get("page"))
+    for task in page:
+        task.last_status_label = STATUS_LABELS.get(task.last_status, task.last_status)
+
+    totals = ScheduledTask.objects.aggregate(
+        total=Count("pk"),
+        active=Count("pk", filter=Q(is_active=True)),
+        problems=Count("pk", filter=Q(last_status__in=PROBLEM_STATUSES)),
+    )
+    filtered = bool(query or state or status)
+    return render(
+        request,
+        "scheduled_tasks/task_list.html",
+        {
+            "page": page,
+            "totals": totals,
+            "query": query,
+            "state": state,
+            "status": status,
+            "sort": sort,
+            "filtered": filtered,
+            "status_choices": Execution.Status.choices,
+            "now": timezone.now(),
+        },
+    )
+
+
+def _render_form(
+    request: HttpRequest, form: ScheduledTaskForm, task: ScheduledTask | None, now: datetime
+) -> HttpResponse:
+    preview = None
+    if form.is_bound:
+        preview_form = SchedulePreviewForm(form.data)
+    else:
+        preview_form = SchedulePreviewForm(
+            {
+                "every": form["every"].value(),
+                "unit": form["unit"].value(),
+                "anchor": form["anchor"].value(),
+            }
+        )
+    if preview_form.is_valid():
+        try:
+            schedule = preview_form.schedule()
+            first = schedules.next_fire_time(schedule, now, inclusive=True)
+            preview = {
+                "description": schedules.describe(schedule),
+                "runs": [first, *schedules.fire_times(schedule, first, UPCOMING_RUNS - 1)],
+            }
+        except schedules.ScheduleError:
+            preview = None
+    return render(
+        request,
+        "scheduled_tasks/task_form.html",
+        {
+            "form": form,
+            "task": task,
+            "preview": preview,
+            "snippet_names": _snippet_names(),
+            "allowed_imports": _allowed_imports(),
+            "default_timeout": conf.get("DEFAULT_TIMEOUT_SECONDS"),
+        },
+    )
+
+
+@login_required
+@permission_required(ADD_PERM, raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def task_create(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    form = ScheduledTaskForm(request.POST or None, now=now)
+    if request.method == "POST" and form.is_valid():
+        task = form.save(commit=False)
+        task.created_by = request.user
+        task.updated_by = request.user
+        task.reschedule(now)
+        task.save()
+        messages.success(request, f"Task “{task.name}” created. {_next_run_note(task)}")
+        return redirect("scheduled_tasks:task_detail", pk=task.pk)
+    return _render_form(request, form, None, now)
+
+
+@login_required
+@permission_required(CHANGE_PERM, raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    task = get_object_or_404(ScheduledTask, pk=pk)
+    now = timezone.now()
+    form = ScheduledTaskForm(request.POST or None, instance=task, now=now)
+    if request.method == "POST" and form.is_valid():
+        task = form.save(commit=False)
+        task.updated_by = request.user
+        task.reschedule(now)
+        task.save(update_fields=EDITED_FIELDS)
+        messages.success(request, f"Task “{task.name}” saved. {_next_run_note(task)}")
+        return redirect("scheduled_tasks:task_detail", pk=task.pk)
+    if form.is_bound:
+        # A failed save must not show the half-edited values as if they were stored.
+        task.refresh_from_db()
+    return _render_form(request, form, task, now)
+
+
+def _next_run_note(task: ScheduledTask) -> str:
+    if not task.is_active or task.next_run_at is None:
+        return "It is inactive and will not run on its schedule."
+    when = date_format(timezone.localtime(task.next_run_at), "DATETIME_FORMAT")
+    return f"Next run: {when}."
+
+
+@login_required
+@require_POST
+@permission_required(CHANGE_PERM, raise_exception=True)
+def task_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+    task = get_object_or_404(ScheduledTask, pk=pk)
+    task.is_active = not task.is_active
+    task.updated_by = request.user
+    task.reschedule(timezone.now())
+    task.save(update_fields=["is_active", "next_run_at", "updated_by", "updated_at"])
+    if task.is_active:
+        messages.success(request, f"Task “{task.name}” activated. {_next_run_note(task)}")
+    else:
+        messages.success(
+            request, f"Task “{task.name}” deactivated; it will not run until activated again."
+        )
+    return redirect("scheduled_tasks:task_detail", pk=task.pk)
+
+
+@login_required
+@require_POST
+@permission_required(CHANGE_PERM, raise_exception=True)
+def task_run(request: HttpRequest, pk: int) -> HttpResponse:
+    # Imported here: the runner is optional for the pages to load.
+    from scheduled_tasks.runner import TaskBusy, run_task_now
+
+    task = get_object_or_404(ScheduledTask, pk=pk)
+    try:
+        execution = run_task_now(task, now=timezone.now(), trigger="manual")
+    except TaskBusy as exc:
+        messages.error(request, str(exc))
+        return redirect("scheduled_tasks:task_detail", pk=task.pk)
+    label = STATUS_LABELS.get(execution.status, execution.status)
+    note = f"Ran “{task.name}” now: {label.lower()}"
+    if execution.duration_seconds is not None:
+        note += f" in {execution.duration_seconds:.2f} s"
+    if execution.status == Execution.Status.COMPLETED:
+        messages.success(request, f"{note}.")
+    else:
+        messages.error(request, f"{note}. See the error below.")
+    return redirect("scheduled_tasks:execution_detail", pk=execution.pk)
+
+
+@login_required
+@require_GET
+def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    task = get_object_or_404(
+        ScheduledTask.objects.select_related("created_by", "updated_by"), pk=pk
+    )
+    now = timezone.now()
+
+    counts = {
+        row["status"]: row["n"]
+        for row in task.executions.order_by().values("status").annotate(n=Count("pk"))
+    }
+    status_filter = request.GET.get("status", "")
+    if status_filter not in STATUS_LABELS:
+        status_filter = ""
+    history = (
+        task.executions.defer("output", "error")
+        .annotate(
+            output_head=Substr("output", 1, OUTPUT_PREVIEW_CHARS),
+            error_head=Substr("error", 1, OUTPUT_PREVIEW_CHARS),
+        )
+        .order_by("-created_at", "-pk")
+    )
+    if status_filter:
+        history = history.filter(status=status_filter)
+    page = Paginator(history, EXECUTIONS_PER_PAGE).get_page(request.GET.get("page"))
+
+    return render(
+        request,
+        "scheduled_tasks/task_detail.html",
+        {
+            "task": task,
+            "last_status_label": STATUS_LABELS.get(task.last_status, task.last_status),
+            "code_lines": task.code.split("\n"),
+            "upcoming": upcoming_runs(task, now) if task.is_active else [],
+            "page": page,
+            "status_filter": status_filter,
+            "status_counts": [
+                (value, label, counts[value])
+                for value, label in Execution.Status.choices
+                if counts.get(value)
+            ],
+            "total_runs": sum(counts.values()),
+            "effective_timeout": task.timeout_seconds or conf.get("DEFAULT_TIMEOUT_SECONDS"),
+            "now": now,
+        },
+    )
+
+
+@login_required
+@require_GET
+def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    execution = get_object_or_404(Execution.objects.select_related("task"), pk=pk)
+    siblings = Execution.objects.filter(task_id=execution.task_id).only("pk")
+    newer = (
+        siblings.filter(
+            Q(created_at__gt=execution.created_at)
+            | Q(created_at=execution.created_at, pk__gt=execution.pk)
+        )
+        .order_by("created_at", "pk")
+        .first()
+    )
+    older = (
+        siblings.filter(
+            Q(created_at__lt=execution.created_at)
+            | Q(created_at=execution.created_at, pk__lt=execution.pk)
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    return render(
+        request,
+        "scheduled_tasks/execution_detail.html",
+        {
+            "execution": execution,
+            "task": execution.task,
+            "newer": newer,
+            "older": older,
+            "in_progress": not execution.is_finished,
+        },
+    )
+
+
+@login_required
+@require_GET
+def schedule_preview(request: HttpRequest) -> JsonResponse:
+    """The schedule in words and its next runs, for the live preview on the task form."""
+    form = SchedulePreviewForm(request.GET)
+    if not form.is_valid():
+        errors = [
+            f"{form.fields[name].label or name}: {' '.join(errs)}"
+            for name, errs in form.errors.items()
+        ]
+        return JsonResponse({"ok": False, "errors": errors}, status=400)
+    try:
+        schedule = form.schedule()
+    except schedules.ScheduleError as exc:
+        return JsonResponse({"ok": False, "errors": [str(exc)]}, status=400)
+    now = timezone.now()
+    first = schedules.next_fire_time(schedule, now, inclusive=True)
+    runs = [first, *schedules.fire_times(schedule, first, UPCOMING_RUNS - 1)]
+    return JsonResponse(
+        {
+            "ok": True,
+            "description": schedules.describe(schedule),
+            "runs": [
+                {
+                    "iso": run.isoformat(),
+                    "display": date_format(timezone.localtime(run), "D j M Y, H:i"),
+                }
+                for run in runs
+            ],
+        }
+    )
