@@ -49,9 +49,19 @@ class LocalDateTimeInput(forms.DateTimeInput):
 
 
 _anchor_field = ScheduledTask._meta.get_field("anchor")
+_every_field = ScheduledTask._meta.get_field("every")
 
 
 class ScheduledTaskForm(forms.ModelForm):
+    # Declared so that "0" and "-3" get the same message ("at least 1"), and so that the admin
+    # keeps these widgets instead of its own.
+    every = forms.IntegerField(
+        label=str(_every_field.verbose_name).capitalize(),
+        min_value=1,
+        max_value=schedules.MAX_EVERY,
+        initial=_every_field.default,
+        help_text=_every_field.help_text,
+    )
     anchor = forms.DateTimeField(
         label=str(_anchor_field.verbose_name).capitalize(),
         widget=LocalDateTimeInput(),
@@ -107,8 +117,6 @@ class ScheduledTaskForm(forms.ModelForm):
             f"{self.fields['code'].help_text} Up to {limit:,} bytes; checked when you save."
         )
 
-        every = self.fields["every"]
-        every.widget.attrs.update({"min": 1, "max": schedules.MAX_EVERY})
         timeout = self.fields["timeout_seconds"]
         timeout.widget.attrs.update(
             {"min": 1, "max": 24 * 3600, "placeholder": str(conf.get("DEFAULT_TIMEOUT_SECONDS"))}

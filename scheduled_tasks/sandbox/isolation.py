@@ -12,6 +12,7 @@ Wire format from child to parent: frames of ``kind (1 byte) + length (4 bytes) +
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import os
 import resource
@@ -141,6 +142,7 @@ def _child_main(
 ) -> None:
     channel = OutputChannel(write_fd, limits.max_output_bytes)
     try:
+        faulthandler.disable()  # a crash is reported to the parent, not dumped on its stderr
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         _forget_inherited_connections()
