@@ -33,6 +33,14 @@ class Unit(enum.StrEnum):
 
 UNIT_CHOICES: list[tuple[str, str]] = [(u.value, u.value.capitalize()) for u in Unit]
 MAX_EVERY = 100_000
+# Per unit, at most about a century between runs (datetime ends at year 9999).
+MAX_EVERY_BY_UNIT = {
+    Unit.MINUTES: MAX_EVERY,
+    Unit.HOURS: MAX_EVERY,
+    Unit.DAYS: 36_500,
+    Unit.WEEKS: 5_200,
+    Unit.MONTHS: 1_200,
+}
 
 
 class ScheduleError(ValueError):
@@ -53,13 +61,16 @@ class IntervalSchedule:
             raise ScheduleError(f"the frequency must be a whole number, not {every!r}")
         if every < 1:
             raise ScheduleError(f"the frequency must be at least 1, not {every}")
-        if every > MAX_EVERY:
-            raise ScheduleError(f"the frequency must be at most {MAX_EVERY}, not {every}")
         try:
             unit_value = Unit(unit)
         except ValueError:
             valid = ", ".join(u.value for u in Unit)
             raise ScheduleError(f"unknown unit {unit!r}; use one of: {valid}") from None
+        limit = MAX_EVERY_BY_UNIT[unit_value]
+        if every > limit:
+            raise ScheduleError(
+                f"the frequency must be at most {limit} for {unit_value.value}, not {every}"
+            )
         zone = parse_zone(tz) if isinstance(tz, str) else tz
         if anchor.tzinfo is None:
             anchor = resolve_wall_time(anchor, zone)
@@ -126,10 +137,17 @@ def _wall_offset(schedule: IntervalSchedule, k: int) -> relativedelta:
 
 def fire_time(schedule: IntervalSchedule, k: int) -> datetime:
     """The k-th run of the schedule (k = 0 is the anchor), in UTC."""
-    if schedule.counts_real_time:
-        return schedule.anchor + k * _fixed_step(schedule)
-    anchor_wall = schedule.anchor.astimezone(schedule.tz).replace(tzinfo=None)
-    return resolve_wall_time(anchor_wall + _wall_offset(schedule, k), schedule.tz)
+    if k == 0:
+        # The anchor is an instant; re-resolving its wall time would move an anchor in the
+        # second copy of a repeated hour to the first copy.
+        return schedule.anchor
+    try:
+        if schedule.counts_real_time:
+            return schedule.anchor + k * _fixed_step(schedule)
+        anchor_wall = schedule.anchor.astimezone(schedule.tz).replace(tzinfo=None)
+        return resolve_wall_time(anchor_wall + _wall_offset(schedule, k), schedule.tz)
+    except (OverflowError, ValueError):
+        raise ScheduleError("the schedule has no further runs before the year 9999") from None
 
 
 def _first_index_estimate(schedule: IntervalSchedule, after: datetime) -> int:
@@ -176,6 +194,8 @@ def fire_times(schedule: IntervalSchedule, after: datetime, count: int) -> list[
 
 def slots_between(schedule: IntervalSchedule, start: datetime, end: datetime) -> int:
     """How many runs fall in ``[start, end]`` (used to report slots a late run covers)."""
+    if end.tzinfo is None:
+        raise ValueError("end must be an aware datetime")
     end = end.astimezone(UTC)
     count = 0
     moment = next_fire_time(schedule, start, inclusive=True)

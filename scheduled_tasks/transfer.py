@@ -26,6 +26,8 @@ OPTIONAL_KEYS = ("description", "active", "timeout_seconds")
 SCHEDULE_KEYS = ("every", "unit", "anchor")
 NAME_MAX_LENGTH: int = ScheduledTask._meta.get_field("name").max_length  # type: ignore[assignment]
 MAX_TIMEOUT_SECONDS = 24 * 3600
+# PostgreSQL text columns cannot store NUL; refuse it here rather than fail mid-transaction.
+_NUL_MESSAGE = "must not contain a NUL character"
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,8 @@ class _EntryChecker:
             self.problem("name", "must not be empty")
         elif name != name.strip():
             self.problem("name", "must not start or end with whitespace")
+        elif "\x00" in name:
+            self.problem("name", _NUL_MESSAGE)
         elif len(name) > NAME_MAX_LENGTH:
             self.problem("name", f"is {len(name)} characters; the limit is {NAME_MAX_LENGTH}")
         else:
@@ -184,6 +188,8 @@ class _EntryChecker:
         if not isinstance(description, str):
             self.problem("description", f"must be a string, not {_type_name(description)}")
             return ""
+        if "\x00" in description:
+            self.problem("description", _NUL_MESSAGE)
         return description
 
     def _code(self) -> str | None:
@@ -212,9 +218,14 @@ class _EntryChecker:
         for key in raw:
             if key not in SCHEDULE_KEYS:
                 self.problem(f"schedule.{key}", "unknown key")
-        # Check every and unit apart, against known-good values, so both can be reported.
+        # Check unit and every apart, so both can be reported; every against the entry's own
+        # unit when that one is valid (the largest frequency depends on the unit).
+        unit_ok = isinstance(raw.get("unit"), str) and raw["unit"] in {
+            u.value for u in schedules.Unit
+        }
         if "every" in raw:
-            self._schedule_part("schedule.every", raw["every"], schedules.Unit.DAYS.value)
+            unit = raw["unit"] if unit_ok else schedules.Unit.MINUTES.value
+            self._schedule_part("schedule.every", raw["every"], unit)
         if "unit" in raw:
             self._schedule_part("schedule.unit", 1, raw["unit"])
         anchor = self._anchor(raw["anchor"]) if "anchor" in raw else None
@@ -223,17 +234,18 @@ class _EntryChecker:
         schedule = schedules.IntervalSchedule.build(raw["every"], raw["unit"], anchor, self.zone)
         try:
             schedules.next_fire_time(schedule, self.now, inclusive=True)
-        except (ValueError, OverflowError):
-            # ScheduleError is a ValueError; a grid point past year 9999 raises either.
-            self.problem("schedule", "its next run falls beyond the year 9999")
+        except schedules.ScheduleError as exc:
+            self.problem("schedule", str(exc))
             return None
         return schedule
 
-    def _schedule_part(self, field_name: str, every: object, unit: object) -> None:
+    def _schedule_part(self, field_name: str, every: object, unit: object) -> bool:
         try:
             schedules.IntervalSchedule.build(every, unit, self.now, self.zone)  # type: ignore[arg-type]
         except schedules.ScheduleError as exc:
             self.problem(field_name, str(exc))
+            return False
+        return True
 
     def _anchor(self, raw: object) -> datetime | None:
         if not isinstance(raw, str):

@@ -128,7 +128,7 @@ def test_thousand_is_the_largest_count() -> None:
         (["--every", "-3", "--unit", "days"], "the frequency must be at least 1, not -3"),
         (["--every", "1.5", "--unit", "days"], "--every must be a whole number, not '1.5'"),
         (["--every", "two", "--unit", "days"], "--every must be a whole number, not 'two'"),
-        (["--every", "100001", "--unit", "days"], "the frequency must be at most 100000"),
+        (["--every", "36501", "--unit", "days"], "the frequency must be at most 36500 for days"),
         (["--every", "1", "--unit", "fortnights"], "unknown unit 'fortnights'"),
         (["--every", "1", "--unit", "days", "--count", "0"], "--count must be between 1 and 1000"),
         (["--every", "1", "--unit", "days", "--count", "1001"], "between 1 and 1000, not 1001"),
@@ -137,7 +137,10 @@ def test_thousand_is_the_largest_count() -> None:
         (["--every", "1", "--unit", "days", "--tz", ""], "unknown time zone ''"),
         (["--every", "1", "--unit", "days", "--anchor", "tomorrow"], "--anchor must be an ISO"),
         (["--every", "1", "--unit", "days", "--after", "2026-02-30"], "--after must be an ISO"),
-        (["--every", "100000", "--unit", "months"], "before the year 10000"),
+        (
+            ["--every", "1200", "--unit", "months", "--anchor", "9990-01-01T00:00"],
+            "no further runs",
+        ),
     ],
 )
 def test_bad_input_is_a_one_line_error_with_status_2(args: list[str], message: str) -> None:
