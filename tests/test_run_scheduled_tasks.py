@@ -18,7 +18,7 @@ from tests.factories import make_task
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def due_task(name: str, code: str, **extra) -> ScheduledTask:  # noqa: ANN003
+def due_task(name: str, code: str, **extra) -> ScheduledTask:
     now = timezone.now()
     return make_task(
         name=name,
@@ -130,7 +130,7 @@ def test_log_file_gets_a_start_and_an_end_line_and_snippet_log_lines():
     assert any("snippet says hi" in ln and f"task-{task.pk}" in ln for ln in lines)
 
 
-def wait_for(predicate, timeout: float = 30.0) -> None:  # noqa: ANN001
+def wait_for(predicate, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

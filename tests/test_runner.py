@@ -27,7 +27,7 @@ class FakeExecutor:
         return SnippetResult("completed", f"ran {code}\n", "", 0.01)
 
 
-def fixed_clock(moment):  # noqa: ANN001, ANN201
+def fixed_clock(moment):
     return lambda: moment
 
 
@@ -108,7 +108,7 @@ def test_executor_crash_is_recorded_and_the_tick_goes_on():
     make_task(name="a", anchor=T0)
     make_task(name="b", anchor=T0)
 
-    def broken(code, *, timeout, label):  # noqa: ANN001, ANN202
+    def broken(code, *, timeout, label):
         raise OSError("fork failed")
 
     report = runner.tick(T0, clock=fixed_clock(T0), executor=broken)
