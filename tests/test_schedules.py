@@ -470,7 +470,7 @@ def test_fifty_years_ahead_is_found_with_few_candidates(
         calls.append(k)
         return real_fire_time(s, k)
 
-    monkeypatch.setattr(schedules, "fire_time", counting_fire_time)
+    monkeypatch.setattr(schedules.interval, "fire_time", counting_fire_time)
 
     result = next_fire_time(schedule, after)
 

@@ -1,4 +1,4 @@
-"""Pure time maths: when does an every-N-units schedule fire?
+"""Every N minutes / hours / days / weeks / months from an anchor.
 
 Runs fall on ``anchor + k * interval`` for k = 0, 1, 2, ... computed from the anchor each time
 (never by repeated addition, so month ends do not drift: Jan 31 -> Feb 28 -> Mar 31 -> Apr 30).
@@ -7,10 +7,6 @@ Runs fall on ``anchor + k * interval`` for k = 0, 1, 2, ... computed from the an
 * days, weeks and months keep the anchor's wall-clock time in the schedule's zone. A wall-clock
   time inside a spring-forward gap fires once at the end of the gap; one inside a repeated
   autumn hour fires once, at its first occurrence (cronie semantics).
-
-Nothing here reads the clock: every function takes the moment it reasons about. Every instant
-returned is in UTC: Python compares and subtracts two datetimes of the *same* zone by wall time,
-ignoring the fold, so 02:30 CEST and 02:30 CET would look equal. Convert only for display.
 """
 
 from __future__ import annotations
@@ -18,9 +14,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.relativedelta import relativedelta
+
+from scheduled_tasks.schedules.base import (
+    ScheduleError,
+    as_utc,
+    parse_zone,
+    resolve_wall_time,
+    zone_name,
+)
 
 
 class Unit(enum.StrEnum):
@@ -41,10 +44,6 @@ MAX_EVERY_BY_UNIT = {
     Unit.WEEKS: 5_200,
     Unit.MONTHS: 1_200,
 }
-
-
-class ScheduleError(ValueError):
-    """A schedule that cannot be evaluated; the message is meant for the user."""
 
 
 @dataclass(frozen=True)
@@ -80,44 +79,11 @@ class IntervalSchedule:
     def counts_real_time(self) -> bool:
         return self.unit in (Unit.MINUTES, Unit.HOURS)
 
+    def next_after(self, after: datetime, *, inclusive: bool = False) -> datetime:
+        return next_fire_time(self, after, inclusive=inclusive)
 
-def parse_zone(name: str) -> ZoneInfo:
-    """Return the IANA zone ``name`` or raise :class:`ScheduleError`."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ScheduleError(f"unknown time zone {name!r}") from None
-
-
-def resolve_wall_time(wall: datetime, tz: tzinfo) -> datetime:
-    """The instant at which a naive wall-clock time happens in ``tz``.
-
-    A time skipped by a spring-forward gap resolves to the end of the gap; a repeated time
-    resolves to its first occurrence. The result is in UTC.
-    """
-    wall = wall.replace(tzinfo=None)
-    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    if first.astimezone(tz).replace(tzinfo=None) == wall:
-        return first
-    return _end_of_gap(wall, tz)
-
-
-def _end_of_gap(wall: datetime, tz: tzinfo) -> datetime:
-    # In a gap, fold=1 applies the offset after the change (an instant before the transition)
-    # and fold=0 the offset before it (an instant after); bisect between them to the second.
-    lo = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    hi = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    if lo > hi:
-        lo, hi = hi, lo
-    after_offset = hi.astimezone(tz).utcoffset()
-    while hi - lo > timedelta(seconds=1):
-        mid = lo + (hi - lo) / 2
-        mid = mid.replace(microsecond=0)
-        if mid.astimezone(tz).utcoffset() == after_offset:
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    def describe(self) -> str:
+        return describe(self)
 
 
 def _fixed_step(schedule: IntervalSchedule) -> timedelta:
@@ -170,9 +136,7 @@ def next_fire_time(
     schedule: IntervalSchedule, after: datetime, *, inclusive: bool = False
 ) -> datetime:
     """The first run strictly after ``after`` (or at it, with ``inclusive``), in UTC."""
-    if after.tzinfo is None:
-        raise ValueError("after must be an aware datetime")
-    after = after.astimezone(UTC)
+    after = as_utc(after)
     k = _first_index_estimate(schedule, after)
     # The estimate may undershoot by a step or two (DST, month lengths): walk forward.
     while True:
@@ -180,29 +144,6 @@ def next_fire_time(
         if candidate > after or (inclusive and candidate == after):
             return candidate
         k += 1
-
-
-def fire_times(schedule: IntervalSchedule, after: datetime, count: int) -> list[datetime]:
-    """The next ``count`` runs strictly after ``after``."""
-    times: list[datetime] = []
-    moment = after
-    for _ in range(count):
-        moment = next_fire_time(schedule, moment)
-        times.append(moment)
-    return times
-
-
-def slots_between(schedule: IntervalSchedule, start: datetime, end: datetime) -> int:
-    """How many runs fall in ``[start, end]`` (used to report slots a late run covers)."""
-    if end.tzinfo is None:
-        raise ValueError("end must be an aware datetime")
-    end = end.astimezone(UTC)
-    count = 0
-    moment = next_fire_time(schedule, start, inclusive=True)
-    while moment <= end:
-        count += 1
-        moment = next_fire_time(schedule, moment)
-    return count
 
 
 _UNIT_SINGULAR = {
@@ -219,7 +160,7 @@ def describe(schedule: IntervalSchedule) -> str:
     unit = _UNIT_SINGULAR[schedule.unit]
     head = f"Every {unit}" if schedule.every == 1 else f"Every {schedule.every} {unit}s"
     local = schedule.anchor.astimezone(schedule.tz)
-    zone = getattr(schedule.tz, "key", str(schedule.tz))
+    zone = zone_name(schedule.tz)
     if schedule.unit is Unit.MINUTES:
         return head
     if schedule.unit is Unit.HOURS:

@@ -1,0 +1,152 @@
+"""Pure time maths: when does a schedule fire?
+
+Three kinds, one interface (``next_after(after, inclusive=False)`` and ``describe()``):
+
+* :class:`IntervalSchedule` — every N minutes/hours/days/weeks/months from an anchor;
+* :class:`CronSchedule` — a 5-field cron expression in a time zone;
+* :class:`OneOffSchedule` — once, at a date and time.
+
+Nothing here reads the clock: every function takes the moment it reasons about. Every instant
+returned is in UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, tzinfo
+
+from scheduled_tasks.schedules.base import (
+    ScheduleError,
+    as_utc,
+    is_imaginary,
+    parse_zone,
+    resolve_wall_time,
+    wall_instants,
+    zone_name,
+)
+from scheduled_tasks.schedules.cron import CronSchedule
+from scheduled_tasks.schedules.interval import (
+    MAX_EVERY,
+    MAX_EVERY_BY_UNIT,
+    UNIT_CHOICES,
+    IntervalSchedule,
+    Unit,
+    fire_time,
+)
+from scheduled_tasks.schedules.once import OneOffSchedule
+
+__all__ = [
+    "MAX_EVERY",
+    "MAX_EVERY_BY_UNIT",
+    "UNIT_CHOICES",
+    "CronSchedule",
+    "IntervalSchedule",
+    "Kind",
+    "OneOffSchedule",
+    "Schedule",
+    "ScheduleError",
+    "Unit",
+    "as_utc",
+    "build",
+    "describe",
+    "fire_time",
+    "fire_times",
+    "is_imaginary",
+    "next_fire_time",
+    "parse_zone",
+    "resolve_wall_time",
+    "slots_between",
+    "wall_instants",
+    "zone_name",
+]
+
+Schedule = IntervalSchedule | CronSchedule | OneOffSchedule
+
+
+class Kind(enum.StrEnum):
+    INTERVAL = "interval"
+    CRON = "cron"
+    ONCE = "once"
+
+
+KIND_CHOICES: list[tuple[str, str]] = [
+    (Kind.INTERVAL.value, "Every N units"),
+    (Kind.CRON.value, "Cron expression"),
+    (Kind.ONCE.value, "Once, at a date and time"),
+]
+
+
+def build(
+    kind: str,
+    *,
+    tz: str | tzinfo,
+    every: int | None = None,
+    unit: str | None = None,
+    anchor: datetime | None = None,
+    cron: str | None = None,
+    at: datetime | None = None,
+) -> Schedule:
+    """A schedule of ``kind`` from raw values, or :class:`ScheduleError` saying what is wrong."""
+    if kind == Kind.INTERVAL:
+        if anchor is None:
+            raise ScheduleError("an interval schedule needs a start time")
+        return IntervalSchedule.build(every, unit, anchor, tz)  # type: ignore[arg-type]
+    if kind == Kind.CRON:
+        return CronSchedule.build(cron or "", tz)
+    if kind == Kind.ONCE:
+        if at is None:
+            raise ScheduleError("a one-off schedule needs a date and time")
+        return OneOffSchedule.build(at, tz)
+    valid = ", ".join(k.value for k in Kind)
+    raise ScheduleError(f"unknown schedule kind {kind!r}; use one of: {valid}")
+
+
+def next_fire_time(
+    schedule: Schedule, after: datetime, *, inclusive: bool = False
+) -> datetime | None:
+    """The first run strictly after ``after`` (or at it, with ``inclusive``), in UTC; None when
+    the schedule never fires again (a one-off in the past, a cron date that never comes)."""
+    moment = schedule.next_after(after, inclusive=inclusive)
+    # A guard for every kind: time only moves forward.
+    if moment is not None and (moment < as_utc(after) or (not inclusive and moment == after)):
+        raise ScheduleError(f"schedule went backwards: {moment.isoformat()} after {after}")
+    return moment
+
+
+def fire_times(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
+    """The next ``count`` runs strictly after ``after`` (fewer if the schedule ends)."""
+    times: list[datetime] = []
+    moment: datetime | None = after
+    while len(times) < count:
+        moment = next_fire_time(schedule, moment)
+        if moment is None:
+            break
+        times.append(moment)
+    return times
+
+
+def slots_between(schedule: Schedule, start: datetime, end: datetime) -> int:
+    """How many runs fall in ``[start, end]`` (used to report slots a late run covers)."""
+    end = as_utc(end, "end")
+    count = 0
+    moment = next_fire_time(schedule, start, inclusive=True)
+    while moment is not None and moment <= end:
+        count += 1
+        moment = next_fire_time(schedule, moment)
+    return count
+
+
+def last_slot_between(schedule: Schedule, start: datetime, end: datetime) -> datetime | None:
+    """The latest run in ``[start, end]``, or None."""
+    end = as_utc(end, "end")
+    last = None
+    moment = next_fire_time(schedule, start, inclusive=True)
+    while moment is not None and moment <= end:
+        last = moment
+        moment = next_fire_time(schedule, moment)
+    return last
+
+
+def describe(schedule: Schedule) -> str:
+    """The schedule in plain words."""
+    return schedule.describe()
