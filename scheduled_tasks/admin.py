@@ -23,6 +23,24 @@ def _status_text(value: str) -> str:
     return dict(Execution.Status.choices).get(value, value) or "never run"
 
 
+class LastStatusFilter(admin.SimpleListFilter):
+    title = "last status"
+    parameter_name = "last_status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("never", "Never run"), *Execution.Status.choices]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[ScheduledTask]
+    ) -> QuerySet[ScheduledTask]:
+        value = self.value()
+        if value == "never":
+            return queryset.filter(last_status="")
+        if value:
+            return queryset.filter(last_status=value)
+        return queryset
+
+
 @admin.register(ScheduledTask)
 class ScheduledTaskAdmin(admin.ModelAdmin):
     form = ScheduledTaskForm
@@ -34,7 +52,7 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
         "next_run_at",
         "last_run_at",
     ]
-    list_filter = ["is_active", "unit", "last_status"]
+    list_filter = ["is_active", "unit", LastStatusFilter]
     search_fields = ["name", "description"]
     ordering = ["name"]
     actions = ["activate_tasks", "deactivate_tasks"]

@@ -61,6 +61,11 @@ class ScheduledTaskForm(forms.ModelForm):
         max_value=schedules.MAX_EVERY,
         initial=_every_field.default,
         help_text=_every_field.help_text,
+        error_messages={
+            "min_value": "The frequency must be at least %(limit_value)s.",
+            "max_value": "The frequency must be at most %(limit_value)s.",
+            "invalid": "The frequency must be a whole number, such as 1, 5 or 30.",
+        },
     )
     anchor = forms.DateTimeField(
         label=str(_anchor_field.verbose_name).capitalize(),
@@ -117,9 +122,13 @@ class ScheduledTaskForm(forms.ModelForm):
             f"{self.fields['code'].help_text} Up to {limit:,} bytes; checked when you save."
         )
 
+        default_timeout = conf.get("DEFAULT_TIMEOUT_SECONDS")
         timeout = self.fields["timeout_seconds"]
+        timeout.help_text = (
+            f"Wall-clock limit of one run, in seconds; empty uses the default ({default_timeout})."
+        )
         timeout.widget.attrs.update(
-            {"min": 1, "max": 24 * 3600, "placeholder": str(conf.get("DEFAULT_TIMEOUT_SECONDS"))}
+            {"min": 1, "max": 24 * 3600, "placeholder": str(default_timeout)}
         )
 
     def clean_code(self) -> str:
@@ -136,7 +145,11 @@ class ScheduledTaskForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         every, unit, anchor = (cleaned.get(k) for k in ("every", "unit", "anchor"))
-        if every is not None and unit and anchor is not None:
+        limit = schedules.MAX_EVERY_BY_UNIT.get(unit) if unit else None
+        if every is not None and limit is not None and every > limit:
+            # Said next to the field: "every" alone is fine, it is too large for this unit.
+            self.add_error("every", f"The frequency must be at most {limit:,} for {unit}.")
+        elif every is not None and unit and anchor is not None:
             try:
                 schedules.IntervalSchedule.build(
                     every, unit, anchor, timezone.get_default_timezone()
@@ -149,9 +162,9 @@ class ScheduledTaskForm(forms.ModelForm):
 class SchedulePreviewForm(forms.Form):
     """Just the schedule fields, for the live preview on the task form."""
 
-    every = forms.IntegerField(min_value=1, max_value=schedules.MAX_EVERY)
-    unit = forms.ChoiceField(choices=schedules.UNIT_CHOICES)
-    anchor = forms.DateTimeField()
+    every = forms.IntegerField(label="Every", min_value=1, max_value=schedules.MAX_EVERY)
+    unit = forms.ChoiceField(label="Unit", choices=schedules.UNIT_CHOICES)
+    anchor = forms.DateTimeField(label="Start time")
 
     def schedule(self) -> schedules.IntervalSchedule:
         data = self.cleaned_data

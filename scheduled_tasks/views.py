@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.db.models.functions import Substr
+from django.db.models.functions import Right, Substr
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from scheduled_tasks import conf, schedules
 from scheduled_tasks.forms import EDITED_FIELDS, ScheduledTaskForm, SchedulePreviewForm
 from scheduled_tasks.models import Execution, ScheduledTask
+from scheduled_tasks.sandbox.namespace import ALLOWED_IMPORTS
 
 TASKS_PER_PAGE = 50
 EXECUTIONS_PER_PAGE = 25
@@ -42,20 +43,19 @@ ADD_PERM = "scheduled_tasks.add_scheduledtask"
 CHANGE_PERM = "scheduled_tasks.change_scheduledtask"
 
 
-def upcoming_runs(task: ScheduledTask, now: datetime, count: int = UPCOMING_RUNS) -> list[datetime]:
-    """The next ``count`` slots of ``task``'s schedule from ``now`` on."""
-    first = task.first_run_after(now)
-    return [first, *schedules.fire_times(task.schedule, first, count - 1)]
+def upcoming_runs(
+    schedule: schedules.IntervalSchedule, now: datetime, count: int = UPCOMING_RUNS
+) -> list[datetime]:
+    """The next ``count`` slots of ``schedule`` from ``now`` on (``now`` itself included); fewer
+    when the schedule ends."""
+    first = schedules.next_fire_time(schedule, now, inclusive=True)
+    if first is None:
+        return []
+    return [first, *schedules.fire_times(schedule, first, count - 1)]
 
 
 def _snippet_names() -> list[str]:
     return sorted([*conf.get("NAMESPACE"), "logger", "print"], key=str.lower)
-
-
-def _allowed_imports() -> tuple[str, ...]:
-    from scheduled_tasks.sandbox.namespace import ALLOWED_IMPORTS
-
-    return ALLOWED_IMPORTS
 
 
 @login_required
@@ -137,13 +137,13 @@ def _render_form(
     if preview_form.is_valid():
         try:
             schedule = preview_form.schedule()
-            first = schedules.next_fire_time(schedule, now, inclusive=True)
+        except schedules.ScheduleError:
+            schedule = None
+        if schedule is not None:
             preview = {
                 "description": schedules.describe(schedule),
-                "runs": [first, *schedules.fire_times(schedule, first, UPCOMING_RUNS - 1)],
+                "runs": upcoming_runs(schedule, now),
             }
-        except schedules.ScheduleError:
-            preview = None
     return render(
         request,
         "scheduled_tasks/task_form.html",
@@ -152,8 +152,7 @@ def _render_form(
             "task": task,
             "preview": preview,
             "snippet_names": _snippet_names(),
-            "allowed_imports": _allowed_imports(),
-            "default_timeout": conf.get("DEFAULT_TIMEOUT_SECONDS"),
+            "allowed_imports": ALLOWED_IMPORTS,
         },
     )
 
@@ -263,13 +262,17 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         task.executions.defer("output", "error")
         .annotate(
             output_head=Substr("output", 1, OUTPUT_PREVIEW_CHARS),
-            error_head=Substr("error", 1, OUTPUT_PREVIEW_CHARS),
+            error_tail=Right("error", OUTPUT_PREVIEW_CHARS),
         )
         .order_by("-created_at", "-pk")
     )
     if status_filter:
         history = history.filter(status=status_filter)
     page = Paginator(history, EXECUTIONS_PER_PAGE).get_page(request.GET.get("page"))
+    for execution in page:
+        # A traceback's last line says what went wrong; its first line never does.
+        lines = execution.error_tail.strip().splitlines()
+        execution.error_summary = lines[-1] if lines else ""
 
     return render(
         request,
@@ -277,8 +280,8 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "task": task,
             "last_status_label": STATUS_LABELS.get(task.last_status, task.last_status),
-            "code_lines": task.code.split("\n"),
-            "upcoming": upcoming_runs(task, now) if task.is_active else [],
+            "code_lines": task.code.rstrip("\n").split("\n"),
+            "upcoming": upcoming_runs(task.schedule, now) if task.is_active else [],
             "page": page,
             "status_filter": status_filter,
             "status_counts": [
@@ -342,9 +345,7 @@ def schedule_preview(request: HttpRequest) -> JsonResponse:
         schedule = form.schedule()
     except schedules.ScheduleError as exc:
         return JsonResponse({"ok": False, "errors": [str(exc)]}, status=400)
-    now = timezone.now()
-    first = schedules.next_fire_time(schedule, now, inclusive=True)
-    runs = [first, *schedules.fire_times(schedule, first, UPCOMING_RUNS - 1)]
+    runs = upcoming_runs(schedule, timezone.now())
     return JsonResponse(
         {
             "ok": True,

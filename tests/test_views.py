@@ -1,0 +1,762 @@
+"""The scheduler's web pages: access rules, create/edit/toggle/run, history and query counts."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import types
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from scheduled_tasks.models import Execution, ScheduledTask
+from tests.factories import T0, make_editor, make_execution, make_task, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def viewer_client(client: Client) -> Client:
+    client.force_login(make_user("viewer"))
+    return client
+
+
+@pytest.fixture
+def editor() -> Any:
+    return make_editor("editor")
+
+
+@pytest.fixture
+def editor_client(client: Client, editor: Any) -> Client:
+    client.force_login(editor)
+    return client
+
+
+def form_data(**overrides: Any) -> dict[str, Any]:
+    data = {
+        "name": "Nightly report",
+        "description": "Counts open tickets.",
+        "code": 'print("hi")',
+        "every": "1",
+        "unit": "days",
+        "anchor": "2026-01-05T09:00",
+        "is_active": "on",
+        "timeout_seconds": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def message_texts(response: Any) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def snapshot(task: ScheduledTask) -> dict[str, Any]:
+    task.refresh_from_db()
+    return {
+        f.name: getattr(task, f.attname)
+        for f in ScheduledTask._meta.concrete_fields
+        if f.name != "updated_at"
+    }
+
+
+# --- access ----------------------------------------------------------------------------------
+
+
+def all_urls(task: ScheduledTask, execution: Execution) -> list[tuple[str, str]]:
+    return [
+        ("get", reverse("scheduled_tasks:task_list")),
+        ("get", reverse("scheduled_tasks:task_create")),
+        ("get", reverse("scheduled_tasks:task_detail", args=[task.pk])),
+        ("get", reverse("scheduled_tasks:task_edit", args=[task.pk])),
+        ("post", reverse("scheduled_tasks:task_toggle", args=[task.pk])),
+        ("post", reverse("scheduled_tasks:task_run", args=[task.pk])),
+        ("get", reverse("scheduled_tasks:execution_detail", args=[execution.pk])),
+        ("get", reverse("scheduled_tasks:schedule_preview")),
+    ]
+
+
+def test_every_page_sends_anonymous_visitors_to_the_login_page(client: Client) -> None:
+    task = make_task(name="secret")
+    execution = make_execution(task)
+    before = snapshot(task)
+    for method, url in all_urls(task, execution):
+        response = getattr(client, method)(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(f"{reverse('login')}?next="), url
+    assert snapshot(task) == before
+    assert Execution.objects.count() == 1
+
+
+def test_root_redirects_to_the_task_list(viewer_client: Client) -> None:
+    response = viewer_client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("scheduled_tasks:task_list")
+
+
+def test_login_page_renders_and_logs_in(client: Client) -> None:
+    make_user("ada")
+    page = client.get(reverse("login"))
+    assert page.status_code == 200
+    assert b'name="username"' in page.content
+    response = client.post(reverse("login"), {"username": "ada", "password": "pw-12345-secret"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("scheduled_tasks:task_list")
+
+
+def test_login_page_reports_bad_credentials(client: Client) -> None:
+    make_user("ada")
+    response = client.post(reverse("login"), {"username": "ada", "password": "wrong"})
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in response.content.decode()
+
+
+def test_logout_is_a_post_form_in_the_navigation(viewer_client: Client) -> None:
+    page = viewer_client.get(reverse("scheduled_tasks:task_list")).content.decode()
+    assert f'action="{reverse("logout")}"' in page
+    response = viewer_client.post(reverse("logout"))
+    assert response.status_code == 302
+    assert viewer_client.get(reverse("scheduled_tasks:task_list")).status_code == 302
+
+
+def test_viewer_sees_the_list_and_the_task_page_without_edit_buttons(
+    viewer_client: Client,
+) -> None:
+    task = make_task(name="visible task")
+    execution = make_execution(task, output="all good\n")
+    listing = viewer_client.get(reverse("scheduled_tasks:task_list"))
+    detail = viewer_client.get(reverse("scheduled_tasks:task_detail", args=[task.pk]))
+    run_page = viewer_client.get(reverse("scheduled_tasks:execution_detail", args=[execution.pk]))
+    for response in (listing, detail, run_page):
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "visible task" in html
+        assert reverse("scheduled_tasks:task_create") not in html
+        assert reverse("scheduled_tasks:task_edit", args=[task.pk]) not in html
+        assert reverse("scheduled_tasks:task_toggle", args=[task.pk]) not in html
+        assert reverse("scheduled_tasks:task_run", args=[task.pk]) not in html
+        assert "Run now" not in html
+
+
+def test_editor_sees_the_edit_buttons(editor_client: Client) -> None:
+    task = make_task(name="editable")
+    listing = editor_client.get(reverse("scheduled_tasks:task_list")).content.decode()
+    detail = editor_client.get(
+        reverse("scheduled_tasks:task_detail", args=[task.pk])
+    ).content.decode()
+    assert reverse("scheduled_tasks:task_create") in listing
+    assert reverse("scheduled_tasks:task_edit", args=[task.pk]) in detail
+    assert reverse("scheduled_tasks:task_toggle", args=[task.pk]) in detail
+    assert reverse("scheduled_tasks:task_run", args=[task.pk]) in detail
+    assert "Admin" not in listing  # not staff
+
+
+def test_staff_see_the_admin_link(client: Client) -> None:
+    client.force_login(make_user("staff", is_staff=True))
+    assert (
+        reverse("admin:index") in client.get(reverse("scheduled_tasks:task_list")).content.decode()
+    )
+
+
+@pytest.mark.parametrize(
+    "method,name",
+    [
+        ("get", "task_create"),
+        ("post", "task_create"),
+        ("get", "task_edit"),
+        ("post", "task_edit"),
+        ("post", "task_toggle"),
+        ("post", "task_run"),
+    ],
+)
+def test_viewer_is_refused_every_change(viewer_client: Client, method: str, name: str) -> None:
+    task = make_task(name="protected")
+    before = snapshot(task)
+    args = [] if name == "task_create" else [task.pk]
+    response = getattr(viewer_client, method)(
+        reverse(f"scheduled_tasks:{name}", args=args), form_data(name="hijacked")
+    )
+    assert response.status_code == 403
+    assert snapshot(task) == before
+    assert ScheduledTask.objects.count() == 1
+    assert Execution.objects.count() == 0
+
+
+def test_add_permission_alone_does_not_allow_editing(client: Client) -> None:
+    client.force_login(make_user("adder", perms=("add_scheduledtask",)))
+    task = make_task()
+    assert client.get(reverse("scheduled_tasks:task_create")).status_code == 200
+    assert client.get(reverse("scheduled_tasks:task_edit", args=[task.pk])).status_code == 403
+
+
+def test_toggle_and_run_refuse_get(editor_client: Client) -> None:
+    task = make_task()
+    for name in ("task_toggle", "task_run"):
+        response = editor_client.get(reverse(f"scheduled_tasks:{name}", args=[task.pk]))
+        assert response.status_code == 405
+    assert ScheduledTask.objects.get().is_active is True
+
+
+def test_unknown_ids_are_404(editor_client: Client) -> None:
+    for name in ("task_detail", "task_edit", "execution_detail"):
+        assert editor_client.get(reverse(f"scheduled_tasks:{name}", args=[999])).status_code == 404
+    assert editor_client.post(reverse("scheduled_tasks:task_toggle", args=[999])).status_code == 404
+
+
+# --- list ------------------------------------------------------------------------------------
+
+
+def test_list_shows_schedule_in_words_status_and_next_run(viewer_client: Client) -> None:
+    make_task(name="hourly", every=2, unit="hours", last_status="failed")
+    make_task(name="paused", is_active=False, next_run_at=None)
+    html = viewer_client.get(reverse("scheduled_tasks:task_list")).content.decode()
+    assert "Every 2 hours at minute 00" in html
+    assert 'class="badge badge-failed">Failed<' in html
+    assert 'class="badge badge-none">Never run<' in html
+    assert 'badge-inactive">Inactive<' in html
+    assert "2 tasks" in html
+    assert "1 failing" in html
+
+
+def test_list_filters_by_search_state_and_status(viewer_client: Client) -> None:
+    make_task(name="invoice reminder", last_status="completed")
+    make_task(name="ticket digest", last_status="timeout")
+    make_task(name="old cleanup", is_active=False, next_run_at=None)
+    url = reverse("scheduled_tasks:task_list")
+
+    def names(**params: str) -> set[str]:
+        page = viewer_client.get(url, params).context["page"]
+        return {t.name for t in page}
+
+    assert names(q="digest") == {"ticket digest"}
+    assert names(state="inactive") == {"old cleanup"}
+    assert names(state="active") == {"invoice reminder", "ticket digest"}
+    assert names(status="problem") == {"ticket digest"}
+    assert names(status="never") == {"old cleanup"}
+    assert names(status="completed") == {"invoice reminder"}
+
+
+def test_list_sorts_by_next_run(viewer_client: Client) -> None:
+    make_task(name="a", next_run_at=T0 + timedelta(hours=3))
+    make_task(name="b", next_run_at=T0 + timedelta(hours=1))
+    make_task(name="c", next_run_at=T0 + timedelta(hours=2))
+    page = viewer_client.get(reverse("scheduled_tasks:task_list"), {"sort": "next_run"})
+    assert [t.name for t in page.context["page"]] == ["b", "c", "a"]
+    page = viewer_client.get(reverse("scheduled_tasks:task_list"), {"sort": "bogus"})
+    assert [t.name for t in page.context["page"]] == ["a", "b", "c"]
+
+
+def test_empty_list_invites_an_editor_to_create_a_task(editor_client: Client) -> None:
+    html = editor_client.get(reverse("scheduled_tasks:task_list")).content.decode()
+    assert "No scheduled tasks yet" in html
+    assert "Create the first task" in html
+
+
+def list_queries(client: Client) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(reverse("scheduled_tasks:task_list"))
+    assert response.status_code == 200
+    return len(captured.captured_queries)
+
+
+def test_task_list_query_count_does_not_grow_with_the_number_of_tasks(
+    editor_client: Client, django_assert_num_queries: Any
+) -> None:
+    first = make_task(name="task-00", last_status="completed", last_run_at=T0)
+    make_execution(first)
+    one = list_queries(editor_client)
+    for n in range(1, 20):
+        task = make_task(name=f"task-{n:02d}", last_status="failed", last_run_at=T0)
+        make_execution(task, status="failed", error="boom")
+    assert list_queries(editor_client) == one
+    # session, user, the user's two permission queries, totals, page count, page rows.
+    with django_assert_num_queries(7):
+        editor_client.get(reverse("scheduled_tasks:task_list"))
+
+
+def test_task_list_paginates(viewer_client: Client) -> None:
+    for n in range(55):
+        make_task(name=f"task-{n:03d}")
+    first = viewer_client.get(reverse("scheduled_tasks:task_list"))
+    second = viewer_client.get(reverse("scheduled_tasks:task_list"), {"page": 2})
+    assert len(first.context["page"].object_list) == 50
+    assert [t.name for t in second.context["page"]] == [f"task-{n:03d}" for n in range(50, 55)]
+    assert "Page 1 of 2" in first.content.decode()
+
+
+# --- create ----------------------------------------------------------------------------------
+
+
+def test_create_form_suggests_the_next_whole_minute(editor_client: Client) -> None:
+    before = timezone.now()
+    response = editor_client.get(reverse("scheduled_tasks:task_create"))
+    after = timezone.now()
+    assert response.status_code == 200
+    anchor = response.context["form"].initial["anchor"]
+    assert anchor.second == 0 and anchor.microsecond == 0
+    assert before <= anchor <= after + timedelta(minutes=1)
+    assert f'value="{anchor:%Y-%m-%dT%H:%M}"' in response.content.decode()
+    html = response.content.decode()
+    assert 'type="datetime-local"' in html
+    assert 'class="code-input"' in html
+
+
+def test_editor_creates_a_task(editor_client: Client, editor: Any) -> None:
+    response = editor_client.post(
+        reverse("scheduled_tasks:task_create"), form_data(timeout_seconds="30")
+    )
+    task = ScheduledTask.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("scheduled_tasks:task_detail", args=[task.pk])
+    assert task.name == "Nightly report"
+    assert task.created_by == editor
+    assert task.updated_by == editor
+    assert task.timeout_seconds == 30
+    assert task.anchor == T0  # 09:00 in the test time zone (UTC)
+    now = timezone.now()
+    assert task.next_run_at == task.first_run_after(now)
+    assert now <= task.next_run_at <= now + timedelta(days=1)
+    assert task.next_run_at.time() == T0.time()
+    assert any("created" in m and "Next run" in m for m in message_texts(response))
+
+
+def test_created_task_starts_at_a_future_anchor(editor_client: Client) -> None:
+    future = (timezone.now() + timedelta(days=3)).replace(second=0, microsecond=0)
+    editor_client.post(
+        reverse("scheduled_tasks:task_create"),
+        form_data(anchor=timezone.localtime(future).strftime("%Y-%m-%dT%H:%M")),
+    )
+    assert ScheduledTask.objects.get().next_run_at == future
+
+
+def test_an_inactive_task_is_created_without_a_next_run(editor_client: Client) -> None:
+    data = form_data()
+    del data["is_active"]
+    editor_client.post(reverse("scheduled_tasks:task_create"), data)
+    task = ScheduledTask.objects.get()
+    assert task.is_active is False
+    assert task.next_run_at is None
+
+
+INVALID_INPUTS = [
+    ({"every": "0"}, "every", "at least 1"),
+    ({"every": "-3"}, "every", "at least 1"),
+    ({"every": "abc"}, "every", "must be a whole number"),
+    ({"unit": "fortnights"}, "unit", "Select a valid choice"),
+    ({"anchor": "not a date"}, "anchor", "Enter a valid date/time"),
+    ({"anchor": ""}, "anchor", "This field is required"),
+    ({"name": ""}, "name", "This field is required"),
+    ({"code": ""}, "code", "This field is required"),
+    ({"code": "   \n  "}, "code", "The code is empty."),
+    ({"code": "x = 1\nif x\n    print(x)"}, "code", "Line 2: SyntaxError"),
+    ({"code": "data = {}\nsecret = data._hidden"}, "code", 'Line 2: "_hidden"'),
+    ({"code": "x = 1\n\ny = x.__class__"}, "code", 'Line 3: "__class__"'),
+    ({"timeout_seconds": "0"}, "timeout_seconds", "greater than or equal to 1"),
+    ({"timeout_seconds": "999999"}, "timeout_seconds", "less than or equal to 86400"),
+]
+
+
+@pytest.mark.parametrize("overrides,field,message", INVALID_INPUTS)
+def test_invalid_create_saves_nothing_and_explains(
+    editor_client: Client, overrides: dict[str, str], field: str, message: str
+) -> None:
+    response = editor_client.post(reverse("scheduled_tasks:task_create"), form_data(**overrides))
+    assert response.status_code == 200
+    assert ScheduledTask.objects.count() == 0
+    errors = response.context["form"].errors
+    assert field in errors
+    assert any(message in e for e in errors[field]), errors[field]
+    html = response.content.decode()
+    assert "Nothing was saved." in html
+    assert 'class="errorlist field-errors"' in html
+
+
+def test_code_with_several_problems_lists_each_with_its_line(editor_client: Client) -> None:
+    code = "a = {}\nb = a._x\nc = 2\nd = a._y\n"
+    response = editor_client.post(reverse("scheduled_tasks:task_create"), form_data(code=code))
+    errors = response.context["form"].errors["code"]
+    assert any(e.startswith("Line 2:") for e in errors)
+    assert any(e.startswith("Line 4:") for e in errors)
+    assert ScheduledTask.objects.count() == 0
+
+
+def test_code_over_the_size_limit_is_refused(editor_client: Client, settings: Any) -> None:
+    settings.SCHEDULED_TASKS = {**settings.SCHEDULED_TASKS, "MAX_CODE_BYTES": 100}
+    code = "x = 1\n" * 20  # 120 bytes
+    response = editor_client.post(reverse("scheduled_tasks:task_create"), form_data(code=code))
+    assert ScheduledTask.objects.count() == 0
+    assert "The code is 120 bytes; the limit is 100 bytes." in response.content.decode()
+
+
+def test_duplicate_name_is_refused(editor_client: Client) -> None:
+    make_task(name="Nightly report")
+    response = editor_client.post(reverse("scheduled_tasks:task_create"), form_data())
+    assert ScheduledTask.objects.count() == 1
+    assert "already exists" in " ".join(response.context["form"].errors["name"])
+
+
+def test_failed_create_keeps_what_was_typed(editor_client: Client) -> None:
+    response = editor_client.post(
+        reverse("scheduled_tasks:task_create"), form_data(code="x = 1\ny = x._z", name="Keep me")
+    )
+    html = response.content.decode()
+    assert 'value="Keep me"' in html
+    assert "y = x._z" in html
+
+
+# --- edit ------------------------------------------------------------------------------------
+
+
+def test_editor_edits_a_task_and_it_is_rescheduled(editor_client: Client, editor: Any) -> None:
+    creator = make_user("creator")
+    task = make_task(
+        name="digest",
+        every=1,
+        unit="hours",
+        anchor=T0,
+        created_by=creator,
+        next_run_at=T0,
+        last_status="failed",
+        last_run_at=T0,
+    )
+    page = editor_client.get(reverse("scheduled_tasks:task_edit", args=[task.pk]))
+    assert page.status_code == 200
+    assert 'value="2026-01-05T09:00"' in page.content.decode()
+
+    response = editor_client.post(
+        reverse("scheduled_tasks:task_edit", args=[task.pk]),
+        form_data(name="digest", every="3", unit="days", anchor="2026-01-05T07:30"),
+    )
+    assert response.status_code == 302
+    task.refresh_from_db()
+    assert (task.every, task.unit) == (3, "days")
+    assert task.updated_by == editor
+    assert task.created_by == creator
+    now = timezone.now()
+    assert task.next_run_at == task.first_run_after(now)
+    assert task.next_run_at != T0
+    assert (task.next_run_at.hour, task.next_run_at.minute) == (7, 30)
+    # The runner's columns are not the form's to change.
+    assert task.last_status == "failed"
+    assert task.last_run_at == T0
+    assert any("saved" in m for m in message_texts(response))
+
+
+def test_deactivating_in_the_form_clears_the_next_run(editor_client: Client) -> None:
+    task = make_task(name="digest")
+    data = form_data(name="digest")
+    del data["is_active"]
+    editor_client.post(reverse("scheduled_tasks:task_edit", args=[task.pk]), data)
+    task.refresh_from_db()
+    assert task.is_active is False
+    assert task.next_run_at is None
+
+
+@pytest.mark.parametrize("overrides,field,message", INVALID_INPUTS)
+def test_invalid_edit_changes_nothing(
+    editor_client: Client, overrides: dict[str, str], field: str, message: str
+) -> None:
+    task = make_task(name="digest", code="print('original')")
+    before = snapshot(task)
+    response = editor_client.post(
+        reverse("scheduled_tasks:task_edit", args=[task.pk]),
+        form_data(**{"name": "digest", **overrides}),
+    )
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert snapshot(task) == before
+    # The heading names the stored task, not the rejected input.
+    assert response.context["task"].name == "digest"
+
+
+def test_edit_to_a_taken_name_is_refused(editor_client: Client) -> None:
+    make_task(name="taken")
+    task = make_task(name="mine")
+    before = snapshot(task)
+    response = editor_client.post(
+        reverse("scheduled_tasks:task_edit", args=[task.pk]), form_data(name="taken")
+    )
+    assert "name" in response.context["form"].errors
+    assert snapshot(task) == before
+
+
+# --- toggle ----------------------------------------------------------------------------------
+
+
+def test_toggle_deactivates_and_activates(editor_client: Client, editor: Any) -> None:
+    task = make_task(name="flip", next_run_at=T0)
+    url = reverse("scheduled_tasks:task_toggle", args=[task.pk])
+
+    response = editor_client.post(url)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("scheduled_tasks:task_detail", args=[task.pk])
+    task.refresh_from_db()
+    assert task.is_active is False
+    assert task.next_run_at is None
+    assert task.updated_by == editor
+    assert any("deactivated" in m for m in message_texts(response))
+
+    response = editor_client.post(url)
+    task.refresh_from_db()
+    assert task.is_active is True
+    assert task.next_run_at == task.first_run_after(timezone.now())
+    assert any("activated" in m for m in message_texts(response))
+
+
+# --- task page and history -------------------------------------------------------------------
+
+
+def test_task_page_shows_code_schedule_and_upcoming_runs(viewer_client: Client) -> None:
+    task = make_task(name="weekly", every=1, unit="weeks", code="a = 1\nprint(a)")
+    response = viewer_client.get(reverse("scheduled_tasks:task_detail", args=[task.pk]))
+    html = response.content.decode()
+    assert "Every week on Monday at 09:00 (UTC)" in html
+    assert '<span class="code-line">print(a)' in html
+    upcoming = response.context["upcoming"]
+    assert len(upcoming) == 5
+    assert all(b - a == timedelta(weeks=1) for a, b in itertools.pairwise(upcoming))
+    assert "This task has not run yet." in html
+
+
+def test_history_is_paginated_newest_first(viewer_client: Client) -> None:
+    task = make_task(name="busy")
+    for n in range(30):
+        make_execution(task, created_at=T0 + timedelta(minutes=n), output=f"run {n}\n")
+    url = reverse("scheduled_tasks:task_detail", args=[task.pk])
+    first = viewer_client.get(url)
+    second = viewer_client.get(url, {"page": 2})
+    first_page = list(first.context["page"])
+    second_page = list(second.context["page"])
+    assert len(first_page) == 25
+    assert len(second_page) == 5
+    assert first_page[0].output_head == "run 29\n"
+    assert second_page[-1].output_head == "run 0\n"
+    assert "Page 1 of 2" in first.content.decode()
+    assert viewer_client.get(url, {"page": "junk"}).status_code == 200
+
+
+def test_history_rows_show_status_duration_trigger_and_truncation(viewer_client: Client) -> None:
+    task = make_task(name="rows")
+    make_execution(
+        task,
+        status="timeout",
+        trigger="schedule",
+        scheduled_for=T0,
+        started_at=T0,
+        duration_seconds=10.004,
+        slots_covered=3,
+        output="partial",
+        output_truncated=True,
+        error="Timed out after 10 s",
+    )
+    html = viewer_client.get(
+        reverse("scheduled_tasks:task_detail", args=[task.pk])
+    ).content.decode()
+    assert 'class="badge badge-timeout">Timed out<' in html
+    assert "10.00 s" in html
+    assert "Schedule" in html
+    assert "covers 3 slots" in html
+    assert "truncated" in html
+    assert "Timed out after 10 s" in html
+
+
+def test_history_filters_by_status(viewer_client: Client) -> None:
+    task = make_task(name="mixed")
+    make_execution(task, status="completed")
+    make_execution(task, status="failed")
+    make_execution(task, status="failed")
+    url = reverse("scheduled_tasks:task_detail", args=[task.pk])
+    response = viewer_client.get(url, {"status": "failed"})
+    assert [e.status for e in response.context["page"]] == ["failed", "failed"]
+    assert response.context["total_runs"] == 3
+    assert viewer_client.get(url, {"status": "nonsense"}).context["page"].paginator.count == 3
+
+
+def test_task_page_query_count_does_not_grow_with_history(
+    viewer_client: Client,
+) -> None:
+    task = make_task(name="history")
+    make_execution(task)
+    url = reverse("scheduled_tasks:task_detail", args=[task.pk])
+    with CaptureQueriesContext(connection) as small:
+        viewer_client.get(url)
+    for _ in range(40):
+        make_execution(task)
+    with CaptureQueriesContext(connection) as large:
+        viewer_client.get(url)
+    assert len(large.captured_queries) == len(small.captured_queries)
+
+
+# --- execution page --------------------------------------------------------------------------
+
+
+def test_execution_page_shows_output_error_and_details(viewer_client: Client) -> None:
+    task = make_task(name="broken")
+    older = make_execution(task, created_at=T0)
+    execution = make_execution(
+        task,
+        status="failed",
+        trigger="schedule",
+        scheduled_for=T0 + timedelta(hours=1),
+        slots_covered=2,
+        started_at=T0 + timedelta(hours=1),
+        finished_at=T0 + timedelta(hours=1, seconds=2),
+        duration_seconds=1.5,
+        output="step 1 <ok>\n",
+        output_truncated=True,
+        error="Traceback (most recent call last):\n  Line 3, in <snippet>\nZeroDivisionError: division by zero",
+        created_at=T0 + timedelta(hours=1),
+    )
+    response = viewer_client.get(reverse("scheduled_tasks:execution_detail", args=[execution.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<pre class="output" id="execution-output">step 1 &lt;ok&gt;\n</pre>' in html
+    assert '<pre class="output output-error">' in html
+    assert "Line 3, in &lt;snippet&gt;" in html
+    assert "ZeroDivisionError: division by zero" in html
+    assert "only its beginning was kept" in html
+    assert 'class="badge badge-failed">Failed<' in html
+    assert "1.500 s" in html
+    assert "missed slots collapsed" in html
+    assert response.context["older"].pk == older.pk
+    assert response.context["newer"] is None
+    assert "http-equiv" not in html  # finished runs do not refresh
+
+
+def test_a_running_execution_page_refreshes_itself(viewer_client: Client) -> None:
+    task = make_task(name="slow")
+    execution = make_execution(task, status="running", started_at=T0)
+    html = viewer_client.get(
+        reverse("scheduled_tasks:execution_detail", args=[execution.pk])
+    ).content.decode()
+    assert '<meta http-equiv="refresh" content="5">' in html
+    assert "No output yet." in html
+
+
+# --- schedule preview ------------------------------------------------------------------------
+
+
+def test_schedule_preview_describes_and_lists_the_next_runs(viewer_client: Client) -> None:
+    response = viewer_client.get(
+        reverse("scheduled_tasks:schedule_preview"),
+        {"every": "2", "unit": "days", "anchor": "2026-01-05T09:00"},
+    )
+    data = response.json()
+    assert response.status_code == 200
+    assert data["description"] == "Every 2 days at 09:00 (UTC)"
+    assert len(data["runs"]) == 5
+
+
+def test_schedule_preview_explains_bad_input(viewer_client: Client) -> None:
+    response = viewer_client.get(
+        reverse("scheduled_tasks:schedule_preview"), {"every": "0", "unit": "x", "anchor": ""}
+    )
+    assert response.status_code == 400
+    data = response.json()
+    assert data["ok"] is False
+    assert len(data["errors"]) == 3
+    assert any(e.startswith("Start time:") for e in data["errors"])
+
+
+# --- run now ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_runner(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
+    """A stand-in for scheduled_tasks.runner, to test the view's handling in isolation."""
+
+    class TaskBusy(Exception):
+        pass
+
+    module = types.ModuleType("scheduled_tasks.runner")
+    state = types.SimpleNamespace(calls=[], module=module, busy=None)
+
+    def run_task_now(task: ScheduledTask, *, now: Any, trigger: str) -> Execution:
+        state.calls.append((task.pk, now, trigger))
+        if state.busy:
+            raise TaskBusy(state.busy)
+        return make_execution(
+            task, status="failed", trigger=trigger, duration_seconds=0.25, error="Line 1: boom"
+        )
+
+    module.TaskBusy = TaskBusy  # type: ignore[attr-defined]
+    module.run_task_now = run_task_now  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "scheduled_tasks.runner", module)
+    return state
+
+
+def test_run_now_reports_a_failed_run_and_shows_it(
+    editor_client: Client, fake_runner: types.SimpleNamespace
+) -> None:
+    task = make_task(name="manual")
+    response = editor_client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
+    execution = Execution.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("scheduled_tasks:execution_detail", args=[execution.pk])
+    assert fake_runner.calls[0][0] == task.pk
+    assert fake_runner.calls[0][2] == "manual"
+    assert message_texts(response) == ["Ran “manual” now: failed in 0.25 s. See the error below."]
+
+
+def test_run_now_on_a_busy_task_says_so(
+    editor_client: Client, fake_runner: types.SimpleNamespace
+) -> None:
+    task = make_task(name="manual")
+    fake_runner.busy = "Task “manual” is already running; try again when it ends."
+    response = editor_client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("scheduled_tasks:task_detail", args=[task.pk])
+    assert message_texts(response) == [fake_runner.busy]
+    assert Execution.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_now_runs_the_snippet_and_records_its_output(client: Client) -> None:
+    client.force_login(make_editor("runner-editor"))
+    task = make_task(name="say hi", code='print("hi")')
+    response = client.post(reverse("scheduled_tasks:task_run", args=[task.pk]), follow=True)
+    execution = Execution.objects.get(task=task)
+    assert execution.status == "completed"
+    assert execution.output == "hi\n"
+    assert execution.trigger == "manual"
+    assert response.redirect_chain[-1][0] == reverse(
+        "scheduled_tasks:execution_detail", args=[execution.pk]
+    )
+    html = response.content.decode()
+    assert "completed" in html
+    assert '<pre class="output" id="execution-output">hi\n</pre>' in html
+    task.refresh_from_db()
+    assert task.last_status == "completed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_now_records_the_snippets_error_with_its_line(client: Client) -> None:
+    client.force_login(make_editor("runner-editor"))
+    task = make_task(name="divide", code="x = 1\ny = 0\nprint(x / y)")
+    response = client.post(reverse("scheduled_tasks:task_run", args=[task.pk]), follow=True)
+    execution = Execution.objects.get(task=task)
+    assert execution.status == "failed"
+    assert "ZeroDivisionError" in execution.error
+    assert "line 3" in execution.error.lower()
+    assert "See the error below." in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_now_refuses_while_a_run_is_in_progress(client: Client) -> None:
+    client.force_login(make_editor("runner-editor"))
+    task = make_task(name="long")
+    now = timezone.now()
+    make_execution(
+        task, status="running", started_at=now, lease_expires_at=now + timedelta(hours=1)
+    )
+    response = client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
+    assert response["Location"] == reverse("scheduled_tasks:task_detail", args=[task.pk])
+    assert "already running" in message_texts(response)[0]
+    assert Execution.objects.filter(task=task).count() == 1
