@@ -19,9 +19,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_MEMORY_MB": 256,
     # Largest snippet accepted by forms, import and the API.
     "MAX_CODE_BYTES": 65536,
-    # Seconds past a run's timeout after which a "running" execution whose runner vanished
-    # is considered abandoned and no longer blocks its task.
-    "LEASE_GRACE_SECONDS": 60,
+    # A runner holds a lease on each run it executes and renews it every third of this period;
+    # a "running" execution whose lease ran out belongs to a runner that died: it is marked
+    # abandoned and no longer blocks its task.
+    "LEASE_SECONDS": 60,
     # What a snippet sees besides safe builtins: name -> dotted path of an object, or a
     # {"model": "app_label.Model"} entry for a model exposed through its manager.
     "NAMESPACE": {

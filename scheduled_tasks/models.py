@@ -13,6 +13,19 @@ from scheduled_tasks import schedules
 from scheduled_tasks.querysets import ExecutionQuerySet, ScheduledTaskQuerySet
 
 
+def default_time_zone() -> str:
+    return settings.TIME_ZONE
+
+
+def validate_time_zone(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        schedules.parse_zone(value)
+    except schedules.ScheduleError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 class ScheduledTask(models.Model):
     name = models.CharField(
         "name", max_length=200, unique=True, help_text="A unique, human-readable name."
@@ -22,8 +35,28 @@ class ScheduledTask(models.Model):
     )
     code = models.TextField(
         "code",
+        blank=True,
         help_text="Python run in the sandbox. It sees timezone, datetime, timedelta, User, "
-        "Ticket, Contact, Company, logger and print.",
+        "Ticket, Contact, Company, logger and print. Leave empty to run a registered function.",
+    )
+    function_name = models.CharField(
+        "registered function",
+        max_length=200,
+        blank=True,
+        help_text="Run this registered Python function instead of code.",
+    )
+    function_params = models.JSONField(
+        "function parameters",
+        default=dict,
+        blank=True,
+        help_text="Keyword arguments for the registered function, as a JSON object.",
+    )
+    schedule_kind = models.CharField(
+        "schedule",
+        max_length=10,
+        choices=schedules.KIND_CHOICES,
+        default=schedules.Kind.INTERVAL.value,
+        help_text="Every N units from a start time, a cron expression, or once.",
     )
     every = models.PositiveIntegerField(
         "every",
@@ -43,6 +76,67 @@ class ScheduledTask(models.Model):
         "start time",
         default=dj_timezone.now,
         help_text="The first run; later runs fall on start time + k x interval, never drifting.",
+    )
+    cron_expression = models.CharField(
+        "cron expression",
+        max_length=120,
+        blank=True,
+        help_text="Five fields: minute hour day-of-month month day-of-week, e.g. "
+        "“30 8 * * MON-FRI”. Evaluated in the task's time zone.",
+    )
+    run_at = models.DateTimeField(
+        "run at",
+        null=True,
+        blank=True,
+        help_text="For a one-off task: when it runs. It deactivates itself afterwards.",
+    )
+    time_zone = models.CharField(
+        "time zone",
+        max_length=64,
+        default=default_time_zone,
+        validators=[validate_time_zone],
+        help_text="IANA zone (e.g. Europe/Madrid) for cron, wall-clock and display times.",
+    )
+    catch_up = models.CharField(
+        "missed runs",
+        max_length=10,
+        choices=[
+            ("run_once", "Run once for all missed slots"),
+            ("skip", "Skip missed slots, run only the latest"),
+        ],
+        default="run_once",
+        help_text="What to do with slots missed while the scheduler was down.",
+    )
+    grace_seconds = models.PositiveIntegerField(
+        "grace period (seconds)",
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(366 * 24 * 3600)],
+        help_text="A slot missed by more than this is skipped, not run; empty: no limit.",
+    )
+    max_instances = models.PositiveSmallIntegerField(
+        "max parallel runs",
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text="How many runs of this task may be in progress at once.",
+    )
+    max_retries = models.PositiveSmallIntegerField(
+        "retries",
+        default=0,
+        validators=[MaxValueValidator(20)],
+        help_text="How many times a failed or timed-out run is retried.",
+    )
+    retry_backoff_seconds = models.PositiveIntegerField(
+        "retry backoff (seconds)",
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 3600)],
+        help_text="Delay before the first retry; each further retry waits twice as long.",
+    )
+    priority = models.SmallIntegerField(
+        "priority",
+        default=0,
+        validators=[MinValueValidator(-100), MaxValueValidator(100)],
+        help_text="When several tasks are due, higher priority runs first.",
     )
     is_active = models.BooleanField(
         "active", default=True, help_text="Inactive tasks are never run by the scheduler."
@@ -106,16 +200,29 @@ class ScheduledTask(models.Model):
         return self.name
 
     @property
-    def schedule(self) -> schedules.IntervalSchedule:
-        return schedules.IntervalSchedule.build(
-            self.every, self.unit, self.anchor, dj_timezone.get_default_timezone()
+    def schedule(self) -> schedules.Schedule:
+        return schedules.build(
+            self.schedule_kind,
+            tz=self.time_zone or settings.TIME_ZONE,
+            every=self.every,
+            unit=self.unit,
+            anchor=self.anchor,
+            cron=self.cron_expression,
+            at=self.run_at,
         )
 
     @property
     def schedule_description(self) -> str:
-        return schedules.describe(self.schedule)
+        try:
+            return schedules.describe(self.schedule)
+        except schedules.ScheduleError as exc:
+            return f"invalid schedule: {exc}"
 
-    def first_run_after(self, now: datetime) -> datetime:
+    @property
+    def runs_function(self) -> bool:
+        return bool(self.function_name)
+
+    def first_run_after(self, now: datetime) -> datetime | None:
         """The first slot at or after ``now``: where a new or edited schedule starts."""
         return schedules.next_fire_time(self.schedule, now, inclusive=True)
 
@@ -133,15 +240,25 @@ class Execution(models.Model):
         TIMEOUT = "timeout", "Timed out"
         CANCELLED = "cancelled", "Cancelled"
         ABANDONED = "abandoned", "Abandoned"
+        SKIPPED = "skipped", "Skipped"
 
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", "Schedule"
         MANUAL = "manual", "Manual"
         TEST = "test", "Test run"
+        RETRY = "retry", "Retry"
 
     FINISHED_STATUSES = frozenset(
-        {Status.COMPLETED, Status.FAILED, Status.TIMEOUT, Status.CANCELLED, Status.ABANDONED}
+        {
+            Status.COMPLETED,
+            Status.FAILED,
+            Status.TIMEOUT,
+            Status.CANCELLED,
+            Status.ABANDONED,
+            Status.SKIPPED,
+        }
     )
+    RETRYABLE_STATUSES = frozenset({Status.FAILED, Status.TIMEOUT, Status.ABANDONED})
 
     task = models.ForeignKey(
         ScheduledTask,
@@ -170,6 +287,29 @@ class Execution(models.Model):
         default=1,
         help_text="How many schedule slots this run stands for (more than 1 after downtime).",
     )
+    slots_skipped = models.PositiveIntegerField(
+        "slots skipped",
+        default=0,
+        help_text="Missed slots this record stands for that were skipped, not run.",
+    )
+    attempt = models.PositiveSmallIntegerField(
+        "attempt", default=1, help_text="1 for the first run, 2 for the first retry, ..."
+    )
+    retry_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="retries",
+        verbose_name="retry of",
+        help_text="The first execution of the run this one retries.",
+    )
+    not_before = models.DateTimeField(
+        "not before",
+        null=True,
+        blank=True,
+        help_text="A pending retry starts at this moment or later.",
+    )
     started_at = models.DateTimeField("started", null=True, blank=True)
     finished_at = models.DateTimeField("finished", null=True, blank=True)
     duration_seconds = models.FloatField("duration (s)", null=True, blank=True)
@@ -194,6 +334,7 @@ class Execution(models.Model):
         indexes = [
             models.Index(fields=["task", "-created_at"], name="sched_exec_task_time"),
             models.Index(fields=["status", "lease_expires_at"], name="sched_exec_status"),
+            models.Index(fields=["status", "not_before"], name="sched_exec_pending"),
         ]
         constraints = [
             # The database itself refuses a second record of the same schedule slot.
@@ -210,3 +351,23 @@ class Execution(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED_STATUSES
+
+
+class SchedulerLease(models.Model):
+    """A named lease held by one process at a time (the embedded scheduler's leader lock).
+
+    Taken and renewed with compare-and-set updates; a holder that stops renewing loses it
+    once ``expires_at`` passes, and another process takes over.
+    """
+
+    name = models.CharField("name", max_length=100, unique=True)
+    holder = models.CharField("holder", max_length=200, help_text="host:pid:thread of the holder")
+    acquired_at = models.DateTimeField("acquired at")
+    renewed_at = models.DateTimeField("renewed at")
+    expires_at = models.DateTimeField("expires at")
+
+    class Meta:
+        verbose_name = "scheduler lease"
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

@@ -9,8 +9,11 @@ from django.db import models
 
 class ScheduledTaskQuerySet(models.QuerySet):
     def due(self, now: datetime) -> ScheduledTaskQuerySet:
-        """Active tasks whose next slot has come, oldest slot first (uses the due index)."""
-        return self.filter(is_active=True, next_run_at__lte=now).order_by("next_run_at", "pk")
+        """Active tasks whose next slot has come (uses the due index); higher priority first,
+        then the oldest slot."""
+        return self.filter(is_active=True, next_run_at__lte=now).order_by(
+            "-priority", "next_run_at", "pk"
+        )
 
 
 class ExecutionQuerySet(models.QuerySet):
@@ -20,6 +23,10 @@ class ExecutionQuerySet(models.QuerySet):
     def live(self, now: datetime) -> ExecutionQuerySet:
         """Running executions whose runner still holds the lease."""
         return self.filter(status="running", lease_expires_at__gt=now)
+
+    def due_retries(self, now: datetime) -> ExecutionQuerySet:
+        """Pending retries whose backoff has passed."""
+        return self.filter(status="pending", not_before__lte=now).order_by("not_before", "pk")
 
     def stale(self, now: datetime) -> ExecutionQuerySet:
         """Running executions whose lease expired: their runner died."""

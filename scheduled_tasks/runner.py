@@ -1,8 +1,8 @@
 """One unit of scheduling work: due -> claim -> execute -> record.
 
-Every caller (the command, "Run now" in the web UI, tests) goes through these functions. They
-take the time as an argument (or a ``clock`` for the moments inside a long tick) and do no
-printing of their own: callers format the returned reports.
+Every caller (the command, the daemon, the embedded thread, "Run now", tests) goes through
+these functions. They take the time as an argument (or a ``clock`` for the moments inside a
+long tick) and do no printing of their own: callers format the returned reports.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from django.utils import timezone
 from scheduled_tasks import claims, records, schedules
 from scheduled_tasks.claims import TaskBusy
 from scheduled_tasks.models import Execution, ScheduledTask
-from scheduled_tasks.sandbox import SnippetResult, run_snippet
+from scheduled_tasks.sandbox import SnippetResult, run_function, run_snippet
 
-__all__ = ["DuePlan", "TaskBusy", "TickReport", "plan", "run_task_now", "tick"]
+__all__ = ["DuePlan", "TaskBusy", "TickReport", "next_due_at", "plan", "run_task_now", "tick"]
 
 log = logging.getLogger("scheduled_tasks.runner")
 
@@ -27,15 +27,17 @@ Clock = Callable[[], datetime]
 Executor = Callable[..., SnippetResult]
 Hook = Callable[[ScheduledTask], None] | None
 FinishHook = Callable[[Execution], None] | None
+StopCheck = Callable[[], bool]
 
-# How many due tasks one tick looks at; the rest wait for the next tick.
+# How many due items one tick looks at; the rest wait for the next tick.
 TICK_BATCH = 500
 
 
 @dataclass
 class TickReport:
     executions: list[Execution] = field(default_factory=list)
-    busy: list[ScheduledTask] = field(default_factory=list)  # still running from before
+    skipped: list[Execution] = field(default_factory=list)  # missed slots recorded, not run
+    busy: list[ScheduledTask] = field(default_factory=list)  # at their max_instances
     abandoned: int = 0
 
     @property
@@ -48,38 +50,68 @@ class DuePlan:
     task: ScheduledTask
     due_since: datetime
     slots: int
-    running: bool  # would be skipped: still running from an earlier slot
+    running: bool  # would wait: already at its max_instances
 
 
-def _execute(
+@dataclass(frozen=True)
+class _Work:
+    priority: int
+    due: datetime
+    task_id: int
+    slot: datetime | None = None  # a schedule slot (next_run_at as seen) ...
+    retry_id: int | None = None  # ... or a pending retry
+
+
+def run_claim(
     claim: claims.Claim,
-    clock: Clock,
-    executor: Executor,
+    *,
+    clock: Clock = timezone.now,
+    snippet_executor: Executor = run_snippet,
+    function_executor: Executor = run_function,
     on_start: Hook = None,
     on_finish: FinishHook = None,
 ) -> Execution:
+    """Execute a claimed run in the sandbox, record it, schedule its retry if it failed."""
     execution, task = claim.execution, claim.task
     if on_start is not None:
         on_start(task)
     log.info(
-        "execution %s started: task %s %r (trigger=%s, slot=%s, slots=%s)",
+        "execution %s started: task %s %r (trigger=%s, attempt=%s, slot=%s, slots=%s)",
         execution.pk,
         task.pk,
         task.name,
         execution.trigger,
+        execution.attempt,
         execution.scheduled_for.isoformat() if execution.scheduled_for else "-",
         execution.slots_covered,
     )
+
+    def heartbeat() -> None:
+        if not claims.renew_lease(execution.pk, clock()):
+            log.warning("execution %s lost its lease (reaped as abandoned)", execution.pk)
+
+    options = {
+        "timeout": claims.timeout_for(task),
+        "label": f"task-{task.pk}",
+        "heartbeat": heartbeat,
+    }
     try:
-        result = executor(task.code, timeout=claims.timeout_for(task), label=f"task-{task.pk}")
+        if task.runs_function:
+            result = function_executor(
+                task.function_name, dict(task.function_params or {}), now=clock(), **options
+            )
+        else:
+            result = snippet_executor(task.code, **options)
     except Exception as exc:  # the sandbox itself failed (e.g. fork refused): record, go on
         log.exception("execution %s could not be run", execution.pk)
         result = SnippetResult("failed", "", f"could not start the sandbox: {exc}", 0.0)
-    records.finish(execution, result, clock())
+    finished_at = clock()
+    records.finish(execution, result, finished_at)
+    retry = claims.schedule_retry(execution, task, finished_at)
     error_tail = result.error.strip().splitlines()[-1] if result.error.strip() else ""
     log.log(
         logging.INFO if result.ok else logging.WARNING,
-        "execution %s finished: task %s %r status=%s duration=%.3fs%s%s",
+        "execution %s finished: task %s %r status=%s duration=%.3fs%s%s%s",
         execution.pk,
         task.pk,
         task.name,
@@ -87,49 +119,102 @@ def _execute(
         result.duration,
         " (output truncated)" if result.output_truncated else "",
         f" error={error_tail!r}" if error_tail else "",
+        f" retry={retry.pk} at {retry.not_before.isoformat()}" if retry else "",
     )
     if on_finish is not None:
         on_finish(execution)
     return execution
 
 
+def _due_work(now: datetime) -> list[_Work]:
+    slots = ScheduledTask.objects.due(now).values_list("pk", "next_run_at", "priority")
+    retries = Execution.objects.due_retries(now).values_list(
+        "pk", "task_id", "not_before", "task__priority"
+    )
+    work = [_Work(prio, due, pk, slot=due) for pk, due, prio in slots[:TICK_BATCH]]
+    work += [_Work(prio, due, task_id, retry_id=pk) for pk, task_id, due, prio in retries]
+    # Higher priority first; among equals, whatever has waited longest.
+    work.sort(key=lambda w: (-w.priority, w.due, w.task_id))
+    return work[:TICK_BATCH]
+
+
 def tick(
     now: datetime,
     *,
     clock: Clock = timezone.now,
-    executor: Executor = run_snippet,
+    snippet_executor: Executor = run_snippet,
+    function_executor: Executor = run_function,
     runner: str | None = None,
     on_start: Hook = None,
     on_finish: FinishHook = None,
+    should_stop: StopCheck = lambda: False,
 ) -> TickReport:
-    """Run every task due at ``now`` once. A failing snippet never stops the others."""
+    """Run every task due at ``now`` once. A failing snippet never stops the others.
+
+    ``should_stop`` is checked before each claim: once it answers True (SIGTERM), nothing new
+    is claimed and the tick returns after the run in progress.
+    """
     report = TickReport(abandoned=claims.reap_abandoned(now))
-    due = list(ScheduledTask.objects.due(now).values_list("pk", "next_run_at")[:TICK_BATCH])
-    for task_id, seen in due:
-        claim = claims.claim_slot(task_id, seen, clock(), runner=runner)
+    for item in _due_work(now):
+        if should_stop():
+            break
+        if item.slot is not None:
+            claim = claims.claim_slot(item.task_id, item.slot, clock(), runner=runner)
+        else:
+            claim = claims.claim_retry(item.retry_id, clock(), runner=runner)  # type: ignore[arg-type]
         if claim is None:
-            busy = ScheduledTask.objects.filter(pk=task_id, next_run_at=seen).first()
-            if busy is not None:
-                report.busy.append(busy)
+            if item.slot is not None:
+                busy = ScheduledTask.objects.filter(pk=item.task_id, next_run_at=item.slot)
+                report.busy.extend(busy[:1])
             continue
-        report.executions.append(_execute(claim, clock, executor, on_start, on_finish))
+        if not claim.runs:
+            log.info(
+                "task %s %r: %s missed slot(s) skipped (grace period passed)",
+                claim.task.pk,
+                claim.task.name,
+                claim.execution.slots_skipped,
+            )
+            report.skipped.append(claim.execution)
+            continue
+        report.executions.append(
+            run_claim(
+                claim,
+                clock=clock,
+                snippet_executor=snippet_executor,
+                function_executor=function_executor,
+                on_start=on_start,
+                on_finish=on_finish,
+            )
+        )
     return report
+
+
+def next_due_at(now: datetime) -> datetime | None:
+    """The earliest moment something becomes due (for the daemon's sleep), or None."""
+    from django.db.models import Min
+
+    slot = ScheduledTask.objects.filter(is_active=True).aggregate(m=Min("next_run_at"))["m"]
+    retry = Execution.objects.filter(status=Execution.Status.PENDING).aggregate(
+        m=Min("not_before")
+    )["m"]
+    candidates = [moment for moment in (slot, retry) if moment is not None]
+    return min(candidates) if candidates else None
 
 
 def plan(now: datetime) -> list[DuePlan]:
     """What a tick at ``now`` would run and why, changing nothing (``--dry-run``)."""
     due = list(ScheduledTask.objects.due(now))
-    running = set(
-        Execution.objects.live(now)
-        .filter(task_id__in=[t.pk for t in due])
-        .values_list("task_id", flat=True)
-    )
+    live: dict[int, int] = {}
+    for task_id in (
+        Execution.objects.live(now).filter(task__in=due).values_list("task_id", flat=True)
+    ):
+        live[task_id] = live.get(task_id, 0) + 1
     return [
         DuePlan(
             task=task,
             due_since=task.next_run_at,
             slots=max(1, schedules.slots_between(task.schedule, task.next_run_at, now)),
-            running=task.pk in running,
+            running=live.get(task.pk, 0) >= task.max_instances,
         )
         for task in due
     ]
@@ -141,10 +226,17 @@ def run_task_now(
     now: datetime,
     trigger: str = Execution.Trigger.MANUAL,
     clock: Clock = timezone.now,
-    executor: Executor = run_snippet,
+    snippet_executor: Executor = run_snippet,
+    function_executor: Executor = run_function,
     runner: str | None = None,
     on_start: Hook = None,
 ) -> Execution:
     """Run one task immediately, outside its schedule. Raises :class:`TaskBusy`."""
     claim = claims.claim_manual(task, now, trigger=trigger, runner=runner)
-    return _execute(claim, clock, executor, on_start)
+    return run_claim(
+        claim,
+        clock=clock,
+        snippet_executor=snippet_executor,
+        function_executor=function_executor,
+        on_start=on_start,
+    )

@@ -6,6 +6,10 @@ Public API: :func:`run_snippet` and :func:`check_code`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
 from scheduled_tasks import conf
 from scheduled_tasks.sandbox.policy import CodeProblem, check_code
 from scheduled_tasks.sandbox.result import COMPLETED, FAILED, TIMEOUT, SnippetResult
@@ -15,29 +19,27 @@ __all__ = [
     "FAILED",
     "TIMEOUT",
     "CodeProblem",
+    "Heartbeat",
     "SnippetResult",
     "check_code",
+    "run_function",
     "run_snippet",
 ]
 
+Heartbeat = Callable[[], object] | None
 
-def run_snippet(
-    code: str, *, timeout: float | None = None, label: str = "snippet"
-) -> SnippetResult:
-    """Run ``code`` in a fresh child process and return what happened.
 
-    ``timeout`` is wall-clock seconds (default ``SCHEDULED_TASKS["DEFAULT_TIMEOUT_SECONDS"]``);
-    ``label`` names the snippet's logger (``scheduled_tasks.snippet.<label>``).
-    """
-    from scheduled_tasks.sandbox.execute import execute_snippet
-    from scheduled_tasks.sandbox.isolation import Limits, run_in_child
+def _limits(timeout: float | None) -> Any:
+    from scheduled_tasks.sandbox.isolation import Limits
 
-    limits = Limits(
+    return Limits(
         timeout=float(timeout or conf.get("DEFAULT_TIMEOUT_SECONDS")),
         max_output_bytes=conf.get("MAX_OUTPUT_BYTES"),
         max_memory_mb=conf.get("MAX_MEMORY_MB"),
     )
-    outcome = run_in_child(lambda channel: execute_snippet(code, channel, label), limits)
+
+
+def _result(outcome: Any) -> SnippetResult:
     return SnippetResult(
         status=outcome.status,
         output=outcome.output,
@@ -45,3 +47,50 @@ def run_snippet(
         duration=outcome.duration,
         output_truncated=outcome.output_truncated,
     )
+
+
+def run_snippet(
+    code: str,
+    *,
+    timeout: float | None = None,
+    label: str = "snippet",
+    heartbeat: Heartbeat = None,
+) -> SnippetResult:
+    """Run ``code`` in a fresh child process and return what happened.
+
+    ``timeout`` is wall-clock seconds (default ``SCHEDULED_TASKS["DEFAULT_TIMEOUT_SECONDS"]``);
+    ``label`` names the snippet's logger (``scheduled_tasks.snippet.<label>``);
+    ``heartbeat`` is called in this process every few seconds while the snippet runs.
+    """
+    from scheduled_tasks.sandbox.execute import execute_snippet
+    from scheduled_tasks.sandbox.isolation import run_in_child
+
+    outcome = run_in_child(
+        lambda channel: execute_snippet(code, channel, label),
+        _limits(timeout),
+        heartbeat=heartbeat,
+        heartbeat_every=conf.get("LEASE_SECONDS") / 3,
+    )
+    return _result(outcome)
+
+
+def run_function(
+    name: str,
+    params: dict[str, Any],
+    *,
+    now: datetime,
+    timeout: float | None = None,
+    label: str = "job",
+    heartbeat: Heartbeat = None,
+) -> SnippetResult:
+    """Run the registered function ``name(ctx, **params)`` in an isolated child process."""
+    from scheduled_tasks.sandbox.execute import execute_function
+    from scheduled_tasks.sandbox.isolation import run_in_child
+
+    outcome = run_in_child(
+        lambda channel: execute_function(name, params, now, channel, label),
+        _limits(timeout),
+        heartbeat=heartbeat,
+        heartbeat_every=conf.get("LEASE_SECONDS") / 3,
+    )
+    return _result(outcome)

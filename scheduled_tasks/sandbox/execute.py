@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import traceback
+from datetime import datetime
+from typing import Any
 
 from scheduled_tasks import conf
 from scheduled_tasks.sandbox.isolation import OutputChannel
@@ -43,4 +45,29 @@ def execute_snippet(code: str, channel: OutputChannel, label: str) -> tuple[str,
         raise  # reported by the isolation layer as "memory limit exceeded"
     except BaseException as exc:  # SystemExit and KeyboardInterrupt are snippet errors too
         return "failed", format_snippet_error(exc, code)
+    return "completed", ""
+
+
+def execute_function(
+    name: str, params: dict[str, Any], now: datetime, channel: OutputChannel, label: str
+) -> tuple[str, str]:
+    """Run a registered function here (we are the child); return (status, error)."""
+    from scheduled_tasks import registry
+
+    problems = registry.param_problems(name, params)
+    if problems:
+        return "failed", "\n".join(problems)
+    ctx = registry.JobContext(now, channel.write, label)
+    try:
+        value = registry.get(name).func(ctx, **params)
+    except MemoryError:
+        raise
+    except BaseException as exc:
+        # Trusted code: show its own frames, not the runner's.
+        frames = traceback.extract_tb(exc.__traceback__)[1:]
+        lines = ["Traceback (most recent call last):", *traceback.format_list(frames)]
+        lines.append(f"{type(exc).__name__}: {exc}")
+        return "failed", "\n".join(line.rstrip("\n") for line in lines)
+    if value is not None:
+        channel.write(f"{value}\n")
     return "completed", ""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import json
+import logging
 import os
 import resource
 import select
@@ -23,6 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger("scheduled_tasks.sandbox")
 
 _HEADER = struct.Struct("!cI")
 _POLL_SECONDS = 0.5
@@ -205,9 +208,17 @@ def _describe_exit(wait_status: int, limits: Limits) -> str:
 
 
 def run_in_child(
-    target: Callable[[OutputChannel], tuple[str, str]], limits: Limits
+    target: Callable[[OutputChannel], tuple[str, str]],
+    limits: Limits,
+    *,
+    heartbeat: Callable[[], object] | None = None,
+    heartbeat_every: float = 20.0,
 ) -> ChildOutcome:
-    """Fork, run ``target(channel) -> (status, error)`` in the child, and collect the outcome."""
+    """Fork, run ``target(channel) -> (status, error)`` in the child, and collect the outcome.
+
+    ``heartbeat`` is called in the parent every ``heartbeat_every`` seconds while the child
+    runs (the runner renews its lease there); its errors are logged, never fatal.
+    """
     read_fd, write_fd = os.pipe()
     started = time.monotonic()
     pid = os.fork()
@@ -217,15 +228,24 @@ def run_in_child(
     os.close(write_fd)
     reader = _Reader(limits.max_output_bytes)
     deadline = started + limits.timeout
+    next_beat = started + heartbeat_every
     timed_out = False
     wait_status: int | None = None
     try:
         while reader.result is None:
-            remaining = deadline - time.monotonic()
+            current = time.monotonic()
+            remaining = deadline - current
             if remaining <= 0:
                 timed_out = True
                 break
-            ready, _, _ = select.select([read_fd], [], [], min(remaining, _POLL_SECONDS))
+            if heartbeat is not None and current >= next_beat:
+                next_beat = current + heartbeat_every
+                try:
+                    heartbeat()
+                except Exception:
+                    log.exception("heartbeat failed; the run goes on")
+            wait = min(remaining, _POLL_SECONDS, max(next_beat - current, 0.0))
+            ready, _, _ = select.select([read_fd], [], [], wait)
             if ready:
                 chunk = os.read(read_fd, 65536)
                 if not chunk:

@@ -27,7 +27,7 @@ from django.utils import timezone as dj_timezone
 from django.utils.module_loading import import_string
 
 from scheduled_tasks.sandbox.orm import build_registry, model_proxies, resolve_model
-from scheduled_tasks.sandbox.policy import SandboxViolation
+from scheduled_tasks.sandbox.policy import ALLOWED_IMPORTS, SandboxViolation
 
 
 class SafeNamespace:
@@ -117,7 +117,7 @@ def _allowed_modules() -> dict[str, SafeNamespace]:
     return {name: SafeNamespace(name, m) for name, m in members.items()}
 
 
-ALLOWED_IMPORTS = tuple(sorted(_allowed_modules()))
+assert tuple(sorted(_allowed_modules())) == ALLOWED_IMPORTS, "policy and namespace disagree"
 
 
 _IMPORT_NAME = dis.opmap["IMPORT_NAME"]

@@ -44,6 +44,12 @@ FORBIDDEN_ATTRIBUTES = frozenset(
 )  # fmt: skip
 
 
+# Modules a snippet may import; each is handed over as a vetted proxy (see namespace.py).
+ALLOWED_IMPORTS = (
+    "collections", "datetime", "decimal", "itertools", "json", "math", "random", "re",
+    "statistics", "string",
+)  # fmt: skip
+
 _COMPILE_TIME_REFUSED = FORBIDDEN_ATTRIBUTES - INSPECT_ATTRIBUTES - {"format"}
 
 
@@ -70,6 +76,23 @@ class SnippetPolicy(RestrictingNodeTransformer):
     def visit_Match(self, node: ast.AST) -> Any:
         # Class patterns read attributes without going through _getattr_.
         self.error(node, "match statements are not allowed in snippets.")
+
+    def _check_module(self, node: ast.AST, name: str | None) -> None:
+        if name not in ALLOWED_IMPORTS:
+            allowed = ", ".join(ALLOWED_IMPORTS)
+            self.error(node, f"import of {name!r} is not allowed (allowed: {allowed}).")
+
+    def visit_Import(self, node: ast.Import) -> Any:
+        for alias in node.names:
+            self._check_module(node, alias.name)
+        return super().visit_Import(node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> Any:
+        if node.level:
+            self.error(node, "relative imports are not allowed in snippets.")
+        else:
+            self._check_module(node, node.module)
+        return super().visit_ImportFrom(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> Any:
         # (RestrictedPython already reports its own INSPECT_ATTRIBUTES; don't say it twice.)

@@ -36,6 +36,7 @@ from scheduled_tasks.schedules.interval import (
 from scheduled_tasks.schedules.once import OneOffSchedule
 
 __all__ = [
+    "KIND_CHOICES",
     "MAX_EVERY",
     "MAX_EVERY_BY_UNIT",
     "UNIT_CHOICES",

@@ -5,7 +5,8 @@ from ticketproo.crm.models import Company, Contact, Ticket
 
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
-    list_display = ["name", "website", "created_at"]
+    list_display = ["name", "website", "is_active", "contract_ends_on", "created_at"]
+    list_filter = ["is_active"]
     search_fields = ["name"]
 
 

@@ -7,6 +7,15 @@ from django.db import models
 class Company(models.Model):
     name = models.CharField("name", max_length=200, unique=True)
     website = models.URLField("website", blank=True)
+    is_active = models.BooleanField(
+        "active", default=True, help_text="Inactive companies are kept for history only."
+    )
+    contract_ends_on = models.DateField(
+        "contract ends on",
+        null=True,
+        blank=True,
+        help_text="After this day the company can be disabled by the scheduled job.",
+    )
     created_at = models.DateTimeField("created at", auto_now_add=True)
 
     class Meta:
