@@ -32,6 +32,11 @@ from scheduled_tasks.schedules.base import (
 _LOOKBACK = timedelta(hours=3)
 
 
+def _offset_changes_near(moment: datetime, tz: tzinfo) -> bool:
+    offsets = {(moment + delta).astimezone(tz).utcoffset() for delta in (-_LOOKBACK, _LOOKBACK)}
+    return len(offsets | {moment.astimezone(tz).utcoffset()}) > 1
+
+
 @dataclass(frozen=True)
 class CronSchedule:
     expression: str
@@ -74,7 +79,11 @@ class CronSchedule:
         def later(moment: datetime) -> bool:
             return moment > after or (inclusive and moment == after)
 
-        start = after.astimezone(self.tz) - _LOOKBACK
+        start = after.astimezone(self.tz) - timedelta(minutes=1)  # cronsim yields > start
+        # Away from a transition, wall times and instants go up together; next to one, a wall
+        # time before ``after`` can be a later instant (the repeated hour), so look around.
+        margin = _LOOKBACK if _offset_changes_near(after, self.tz) else timedelta(0)
+        start -= margin
         if self.follows_wall_clock:
             # Wall times map to instants in order (gap -> its end, repeat -> first occurrence).
             for wall in self._walls(start):
@@ -84,9 +93,7 @@ class CronSchedule:
             return None
         best: datetime | None = None
         for wall in self._walls(start):
-            if best is not None and wall > best.astimezone(self.tz).replace(tzinfo=None) + (
-                _LOOKBACK
-            ):
+            if best is not None and wall > best.astimezone(self.tz).replace(tzinfo=None) + margin:
                 break  # no later wall time can be an earlier instant
             for moment in wall_instants(wall, self.tz):
                 if later(moment) and (best is None or moment < best):
