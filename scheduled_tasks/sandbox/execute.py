@@ -20,14 +20,31 @@ def format_snippet_error(exc: BaseException, code: str) -> str:
     """A traceback that shows only the snippet's own lines, never the sandbox's internals."""
     lines = code.splitlines()
     parts = ["Traceback (snippet lines only):"]
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename != SNIPPET_FILENAME or frame.lineno is None:
-            continue
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if f.filename == SNIPPET_FILENAME and f.lineno is not None
+    ]
+    index = 0
+    while index < len(frames):
+        frame = frames[index]
+        repeats = 0
+        while index + repeats + 1 < len(frames) and (
+            frames[index + repeats + 1].lineno,
+            frames[index + repeats + 1].name,
+        ) == (frame.lineno, frame.name):
+            repeats += 1
         where = "snippet" if frame.name == "<module>" else frame.name
         parts.append(f"  Line {frame.lineno}, in {where}")
         if 0 < frame.lineno <= len(lines):
             parts.append(f"    {lines[frame.lineno - 1].strip()}")
-    message = str(exc)
+        if repeats:
+            parts.append(f"  [the line above repeated {repeats} more times]")
+        index += repeats + 1
+    try:
+        message = str(exc)
+    except Exception:
+        message = "(the error's message could not be shown)"
     parts.append(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
     return "\n".join(parts)
 

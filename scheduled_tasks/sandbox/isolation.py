@@ -68,18 +68,41 @@ class OutputChannel:
 
     def write(self, text: str) -> None:
         if self._left <= 0:
-            self.truncated = True
+            self._mark_truncated()
             return
         data = text.encode("utf-8", errors="replace")
-        if len(data) > self._left:
-            data = data[: self._left]
-            self.truncated = True
+        cut = len(data) > self._left
+        if cut:
+            data = utf8_prefix(data, self._left)
         self._left -= len(data)
-        self._send(b"O", data)
+        if data:
+            self._send(b"O", data)
+        if cut:
+            self._mark_truncated()
+
+    def _mark_truncated(self) -> None:
+        # Told at once, so the parent knows even if the run then times out.
+        if not self.truncated:
+            self.truncated = True
+            self._send(b"T", b"")
 
     def result(self, status: str, error: str) -> None:
-        payload = {"status": status, "error": error[:MAX_ERROR_CHARS], "truncated": self.truncated}
+        payload = {"status": status, "error": clip(error), "truncated": self.truncated}
         self._send(b"R", json.dumps(payload).encode())
+
+
+def utf8_prefix(data: bytes, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``data`` without splitting a character."""
+    return data[:limit].decode("utf-8", errors="ignore").encode("utf-8")
+
+
+def clip(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Keep the start and the end (where the exception itself is) of a long error."""
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    tail = limit - head - 40
+    return f"{text[:head]}\n... ({len(text) - head - tail} characters cut) ...\n{text[-tail:]}"
 
 
 def _vm_size_bytes() -> int:
@@ -118,6 +141,19 @@ def _forget_inherited_connections() -> None:
         conn.run_on_commit = []
 
 
+def _limit_statements(timeout: float) -> None:
+    # A killed child does not stop its query on the PostgreSQL server: bound it there too.
+    from django.db import connections
+
+    for alias in connections:
+        conn = connections[alias]
+        if conn.vendor == "postgresql":
+            options = dict(conn.settings_dict.get("OPTIONS") or {})
+            extra = f"-c statement_timeout={int(timeout * 1000)}"
+            options["options"] = f"{options.get('options', '')} {extra}".strip()
+            conn.settings_dict["OPTIONS"] = options
+
+
 def _scrub_secrets() -> None:
     # Defence in depth: nothing in the child needs these once Django is configured.
     from django.conf import settings
@@ -149,6 +185,7 @@ def _child_main(
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         _forget_inherited_connections()
+        _limit_statements(limits.timeout)
         _scrub_secrets()
         apply_limits(limits)
         status, error = target(channel)
@@ -185,7 +222,10 @@ class _Reader:
                 room = self.max_bytes - len(self.output)
                 if len(payload) > room:
                     self.truncated = True
-                self.output += payload[: max(room, 0)]
+                    payload = utf8_prefix(payload, max(room, 0))
+                self.output += payload
+            elif kind == b"T":
+                self.truncated = True
             elif kind == b"R":
                 self.result = json.loads(payload)
 

@@ -20,12 +20,13 @@ import re
 import statistics
 import string
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.utils import timezone as dj_timezone
 from django.utils.module_loading import import_string
 
+from scheduled_tasks import conf
 from scheduled_tasks.sandbox.orm import build_registry, model_proxies, resolve_model
 from scheduled_tasks.sandbox.policy import ALLOWED_IMPORTS, SandboxViolation
 
@@ -174,18 +175,33 @@ timezone_proxy = SafeNamespace(
 
 
 class SnippetLogger:
-    """``logger`` in snippets: lines go to the captured output and to the scheduler's log."""
+    """``logger`` in snippets: lines go to the captured output and to the scheduler's log.
 
-    __slots__ = ("_logger", "_sink")
+    The log file gets at most ``budget`` bytes per run (the output cap), one line per call
+    (newlines escaped, so a snippet cannot forge the runner's lines).
+    """
 
-    def __init__(self, sink: Callable[[str], None], label: str) -> None:
+    __slots__ = ("_budget", "_logger", "_sink")
+
+    def __init__(self, sink: Callable[[str], None], label: str, budget: int = 65536) -> None:
         self._sink = sink
         self._logger = logging.getLogger(f"scheduled_tasks.snippet.{label}")
+        self._budget = budget
 
     def _log(self, level: int, msg: Any, *args: Any) -> None:
-        text = str(msg) % args if args else str(msg)
+        if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+            args = (args[0],)  # logging's rule: a single mapping fills %(name)s fields
+            text = str(msg) % args[0]
+        else:
+            text = str(msg) % args if args else str(msg)
         self._sink(f"[{logging.getLevelName(level)}] {text}\n")
-        self._logger.log(level, text)
+        line = text.replace("\r", "\\r").replace("\n", "\\n")
+        if self._budget <= 0:
+            return
+        self._budget -= len(line.encode("utf-8", errors="replace"))
+        if self._budget <= 0:
+            line = "(log limit reached: further lines of this run go to its output only)"
+        self._logger.log(level, line)
 
     def debug(self, msg: Any, *args: Any) -> None:
         self._log(logging.DEBUG, msg, *args)
@@ -219,7 +235,7 @@ def build_namespace(
     model_entries, paths = _split(config)
     names: dict[str, Any] = {name: import_string(path) for name, path in paths.items()}
     names.update(model_proxies(build_registry(model_entries)))
-    names["logger"] = SnippetLogger(sink, label)
+    names["logger"] = SnippetLogger(sink, label, budget=conf.get("MAX_OUTPUT_BYTES"))
     return names, make_import_hook(_allowed_modules())
 
 

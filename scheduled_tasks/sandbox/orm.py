@@ -93,7 +93,7 @@ class _Aggregate:
     """``Count("id")``, ``Sum("amount", distinct=True)``...: a field name checked on use."""
 
     __slots__ = ("_distinct", "_field")
-    function: type[models.Aggregate] = models.Aggregate
+    _function: type[models.Aggregate] = models.Aggregate
 
     def __init__(self, field: str, *, distinct: bool = False) -> None:
         if not isinstance(field, str):
@@ -107,27 +107,27 @@ class _Aggregate:
 
 class Count(_Aggregate):
     __slots__ = ()
-    function = models.Count
+    _function = models.Count
 
 
 class Sum(_Aggregate):
     __slots__ = ()
-    function = models.Sum
+    _function = models.Sum
 
 
 class Avg(_Aggregate):
     __slots__ = ()
-    function = models.Avg
+    _function = models.Avg
 
 
 class Min(_Aggregate):
     __slots__ = ()
-    function = models.Min
+    _function = models.Min
 
 
 class Max(_Aggregate):
     __slots__ = ()
-    function = models.Max
+    _function = models.Max
 
 
 def _aggregate_kwargs(
@@ -141,7 +141,7 @@ def _aggregate_kwargs(
         name = alias or f"{agg._field}__{type(agg).__name__.lower()}"
         if not isinstance(name, str) or name.startswith("_"):
             raise SandboxViolation(f"invalid aggregate name {name!r}")
-        named[name] = agg.function(agg._field, distinct=agg._distinct)
+        named[name] = agg._function(agg._field, distinct=agg._distinct)
     return named
 
 
@@ -199,6 +199,14 @@ def build_registry(entries: dict[str, dict[str, Any]]) -> ModelRegistry:
     return ModelRegistry(specs)
 
 
+def _has_field(spec: ModelSpec, name: str) -> bool:
+    try:
+        spec.model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
+
+
 class _Checker:
     """Checks lookup paths and values against a registry."""
 
@@ -228,7 +236,7 @@ class _Checker:
         parts = path.split("__")
         current = spec
         for index, part in enumerate(parts):
-            if index > 0 and lookups and part in ALLOWED_LOOKUPS:
+            if index > 0 and lookups and part in ALLOWED_LOOKUPS and not _has_field(current, part):
                 rest = parts[index + 1 :]
                 if all(p in ALLOWED_LOOKUPS for p in rest):
                     return
@@ -438,6 +446,32 @@ class QuerySetProxy:
         return f"<{self._spec.name} query>"
 
 
+def _read(obj: Any, name: str) -> Any:
+    # An AttributeError raised by the real object would carry it in ``.obj``.
+    try:
+        return getattr(obj, name)
+    except AttributeError:
+        raise SandboxViolation(f"{name!r} cannot be read here") from None
+
+
+class SafeCall:
+    """A callable that exposes nothing but the call."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __call__(self) -> Any:
+        return self._call()
+
+    def __sandbox_getattr__(self, name: str) -> Any:
+        raise SandboxViolation(f"{name!r} is not available on this method")
+
+    def __repr__(self) -> str:
+        return "<method>"
+
+
 class InstanceProxy:
     """One row of a whitelisted model: allowed fields readable, writable unless read-only."""
 
@@ -458,15 +492,17 @@ class InstanceProxy:
             return getattr(self, name)
         if name.startswith("get_") and name.endswith("_display"):
             field_name = name[4:-8]
-            if field_name in spec.fields:
-                return getattr(obj, name)
+            if field_name in spec.fields and spec.model._meta.get_field(field_name).choices:
+                # Django's bound helper is a functools.partial whose .keywords hold the real
+                # field (and through it the model): hand out a plain call instead.
+                return SafeCall(lambda: str(getattr(obj, name)()))
         if name.endswith("_id") and name[:-3] in spec.fields:
             field = self._checker.field(spec, name[:-3])
             if field.many_to_one or field.one_to_one:
                 return getattr(obj, name)
         field = self._checker.field(spec, name)
         if not field.is_relation:
-            return getattr(obj, name)
+            return _read(obj, name)
         target = self._checker.related_spec(spec, field, name)
         if field.many_to_one or (field.one_to_one and field.concrete):
             related = getattr(obj, name)

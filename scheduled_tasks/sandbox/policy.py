@@ -20,6 +20,7 @@ from RestrictedPython.Guards import (
     full_write_guard,
     guarded_iter_unpack_sequence,
     guarded_unpack_sequence,
+    raise_,
     safe_builtins,
     safer_getattr,
 )
@@ -115,7 +116,10 @@ def compile_snippet(code: str) -> tuple[CodeType | None, list[CodeProblem]]:
     """Compile ``code`` under the sandbox policy: (code object, []) or (None, problems)."""
     if "\x00" in code:
         return None, [CodeProblem(None, "The code contains a NUL character.")]
-    result = compile_restricted_exec(code, filename=SNIPPET_FILENAME, policy=SnippetPolicy)
+    try:
+        result = compile_restricted_exec(code, filename=SNIPPET_FILENAME, policy=SnippetPolicy)
+    except (RecursionError, MemoryError):
+        return None, [CodeProblem(None, "The code is nested too deeply to compile.")]
     problems = [_problem_from_message(m) for m in result.errors]
     if problems or result.code is None:
         return None, problems or [CodeProblem(None, "The code could not be compiled.")]
@@ -130,18 +134,22 @@ def check_code(code: str) -> list[CodeProblem]:
 # --- runtime guards --------------------------------------------------------------------------
 
 
-def guarded_getattr(obj: Any, name: str, default: Any = None) -> Any:
+def guarded_getattr(obj: Any, name: str) -> Any:
     """RestrictedPython's ``safer_getattr`` plus our list of internals-reaching attributes."""
     if isinstance(name, str) and name in FORBIDDEN_ATTRIBUTES:
         if name in ("format", "format_map") and isinstance(obj, str):
             raise SandboxViolation("str.format() is not allowed in snippets; use an f-string")
         else:
             raise SandboxViolation(f'access to "{name}" is not allowed in snippets')
+    if name == "obj" and isinstance(obj, BaseException):
+        # AttributeError.obj is the object whose attribute was missing: possibly a real model.
+        raise SandboxViolation('access to "obj" of an exception is not allowed in snippets')
     guard = getattr(type(obj), "__sandbox_getattr__", None)
     if guard is not None and isinstance(name, str) and not name.startswith("_"):
         # Proxies (models, modules) decide for themselves which names they expose.
         return guard(obj, name)
-    return safer_getattr(obj, name, default)
+    # RestrictedPython's default would turn a missing attribute into None; raise instead.
+    return safer_getattr(obj, name, raise_)
 
 
 def guarded_getattr_builtin(obj: Any, name: str, *default: Any) -> Any:
