@@ -46,13 +46,15 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
     form = ScheduledTaskForm
     list_display = [
         "name",
+        "schedule_kind",
         "schedule_description",
+        "priority",
         "is_active",
         "last_status_display",
         "next_run_at",
         "last_run_at",
     ]
-    list_filter = ["is_active", "unit", LastStatusFilter]
+    list_filter = ["is_active", "schedule_kind", "priority", LastStatusFilter]
     search_fields = ["name", "description"]
     ordering = ["name"]
     actions = ["activate_tasks", "deactivate_tasks"]
@@ -71,9 +73,36 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "description", "is_active"]}),
         (
             "Schedule",
-            {"fields": ["every", "unit", "anchor", "schedule_description", "next_run_at"]},
+            {
+                "fields": [
+                    "schedule_kind",
+                    "time_zone",
+                    "every",
+                    "unit",
+                    "anchor",
+                    "cron_expression",
+                    "run_at",
+                    "schedule_description",
+                    "next_run_at",
+                ]
+            },
         ),
-        ("Code", {"fields": ["code", "timeout_seconds"]}),
+        ("What to run", {"fields": ["runs", "code", "function_name", "function_params"]}),
+        (
+            "Advanced",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "timeout_seconds",
+                    "catch_up",
+                    "grace_seconds",
+                    "max_instances",
+                    "max_retries",
+                    "retry_backoff_seconds",
+                    "priority",
+                ],
+            },
+        ),
         (
             "History",
             {
@@ -92,6 +121,7 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ["scheduled_tasks/admin.css"]}
+        js = ["scheduled_tasks/admin.js"]
 
     @admin.display(description="schedule")
     def schedule_description(self, obj: ScheduledTask) -> str:
@@ -143,9 +173,30 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
     def view_on_site(self, obj: ScheduledTask) -> str:
         return reverse("scheduled_tasks:task_detail", args=[obj.pk])
 
+    def get_form(
+        self,
+        request: HttpRequest,
+        obj: ScheduledTask | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> type[ScheduledTaskForm]:
+        form = super().get_form(request, obj, change, **kwargs)
+        # The form checks one-off times against "now"; the clock is read here, per request.
+        now = timezone.now()
+
+        class AdminTaskForm(form):  # type: ignore[valid-type, misc]
+            def __init__(self, *args: Any, **inner: Any) -> None:
+                inner.setdefault("now", now)
+                super().__init__(*args, **inner)
+
+        AdminTaskForm.__name__ = form.__name__
+        return AdminTaskForm
+
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         initial = super().get_changeform_initial_data(request)
-        initial.setdefault("anchor", next_whole_minute(timezone.now()))
+        suggestion = next_whole_minute(timezone.now())
+        initial.setdefault("anchor", suggestion)
+        initial.setdefault("run_at", suggestion)
         return initial
 
     def save_model(self, request: HttpRequest, obj: ScheduledTask, form: Any, change: bool) -> None:
@@ -189,6 +240,7 @@ class ExecutionAdmin(admin.ModelAdmin):
         "task",
         "status",
         "trigger",
+        "attempt",
         "scheduled_for",
         "started_at",
         "duration_seconds",
@@ -197,6 +249,7 @@ class ExecutionAdmin(admin.ModelAdmin):
     list_display_links = ["__str__"]
     list_filter = ["status", "trigger", "output_truncated"]
     list_select_related = ["task"]
+    raw_id_fields = ["retry_of"]
     search_fields = ["task__name", "runner"]
     date_hierarchy = "created_at"
     fields = [
@@ -205,6 +258,10 @@ class ExecutionAdmin(admin.ModelAdmin):
         "trigger",
         "scheduled_for",
         "slots_covered",
+        "slots_skipped",
+        "attempt",
+        "retry_of",
+        "not_before",
         "created_at",
         "started_at",
         "finished_at",

@@ -1,19 +1,141 @@
-"""The task form shared by the web pages and the admin: every check a task must pass to be saved."""
+"""The task form shared by the web pages and the admin: every check a task must pass to be saved.
+
+Dates and times on the form are wall-clock times in the task's own time zone (the one picked on
+the form), not in the server's: "run at 09:00" means 09:00 in Europe/Madrid for a Madrid task.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import cache
 from typing import Any
+from zoneinfo import available_timezones
 
 from django import forms
-from django.utils import timezone
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.forms.fields import BaseTemporalField
+from django.utils.dateparse import parse_datetime
+from django.utils.text import capfirst
 
-from scheduled_tasks import conf, schedules
+from scheduled_tasks import conf, registry, schedules
 from scheduled_tasks.models import ScheduledTask
 from scheduled_tasks.validation import code_problems
 
 DATETIME_LOCAL_MINUTES = "%Y-%m-%dT%H:%M"
 DATETIME_LOCAL_SECONDS = "%Y-%m-%dT%H:%M:%S"
+
+Kind = schedules.Kind
+RUNS_CODE = "code"
+RUNS_FUNCTION = "function"
+RUN_CHOICES = [(RUNS_CODE, "Python code"), (RUNS_FUNCTION, "A registered function")]
+
+# The fields each schedule kind reads; the others are ignored when the task is saved.
+SCHEDULE_FIELDS: dict[str, tuple[str, ...]] = {
+    Kind.INTERVAL: ("every", "unit", "anchor"),
+    Kind.CRON: ("cron_expression",),
+    Kind.ONCE: ("run_at",),
+}
+ALL_SCHEDULE_FIELDS = ("every", "unit", "anchor", "cron_expression", "run_at")
+CRON_EXAMPLE = "30 8 * * MON-FRI"
+
+
+# --- checks shared with the import (transfer.py) -----------------------------------------------
+
+
+@cache
+def zone_names() -> frozenset[str]:
+    """Every IANA zone this machine knows (empty when it has no time zone database)."""
+    return frozenset(available_timezones())
+
+
+def zone_problem(name: object) -> str | None:
+    """Why ``name`` is not a usable IANA time zone, or None."""
+    if not isinstance(name, str) or not name.strip():
+        return "the time zone is empty; use an IANA name such as Europe/Madrid"
+    known = zone_names()
+    if known and name not in known:
+        return f"unknown time zone {name!r}; use an IANA name such as Europe/Madrid"
+    try:
+        schedules.parse_zone(name)
+    except schedules.ScheduleError:
+        return f"unknown time zone {name!r}; use an IANA name such as Europe/Madrid"
+    return None
+
+
+def cron_problem(expression: str, zone: str | tzinfo) -> str | None:
+    """Why a 5-field cron expression cannot be used, or None.
+
+    An expression whose fields are each fine but whose day can never come (``0 0 31 2 *``,
+    day 31 of February) is refused too, with a message that says so.
+    """
+    try:
+        schedules.CronSchedule.build(expression, zone)
+    except schedules.ScheduleError as exc:
+        message = str(exc)
+        fields = expression.split()
+        if len(fields) == 5 and message.endswith("Bad day-of-month"):
+            relaxed = " ".join([*fields[:3], "*", fields[4]])
+            try:
+                schedules.CronSchedule.build(relaxed, zone)
+            except schedules.ScheduleError:
+                return message
+            return (
+                f"the cron expression {' '.join(fields)!r} never runs: day {fields[2]} of the "
+                f"month never falls in month {fields[3]}"
+            )
+        return message
+    return None
+
+
+def field_limits(name: str) -> tuple[int, int]:
+    """The smallest and largest value the model accepts for an integer field of a task."""
+    field = ScheduledTask._meta.get_field(name)
+    lows = [v.limit_value for v in field.validators if isinstance(v, MinValueValidator)]
+    highs = [v.limit_value for v in field.validators if isinstance(v, MaxValueValidator)]
+    return max(lows), min(highs)  # type: ignore[type-var, return-value]
+
+
+def json_problem(text: str) -> tuple[Any, str | None]:
+    """Parse function parameters typed as JSON: ``(value, None)`` or ``(None, message)``."""
+    if not text.strip():
+        return {}, None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"Invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
+    except RecursionError:
+        return None, "Invalid JSON: nested too deeply."
+    if not isinstance(value, dict):
+        return None, 'The parameters must be a JSON object, such as {"days": 30}.'
+    if contains_nul(value):
+        return None, "The parameters must not contain a NUL character (\\u0000)."
+    return value, None
+
+
+def contains_nul(value: object) -> bool:
+    """Whether a JSON value holds a NUL character (in a key or a string), which PostgreSQL
+    cannot store."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
+
+
+def sentence(message: str) -> str:
+    """A domain message ("unknown unit 'x'") as a sentence for a form ("Unknown unit 'x'.")."""
+    message = message.strip()
+    if not message:
+        return message
+    return capfirst(message) + ("" if message.endswith((".", "!", "?")) else ".")
+
+
+# --- widgets and fields --------------------------------------------------------------------------
 
 
 def next_whole_minute(moment: datetime) -> datetime:
@@ -27,7 +149,7 @@ def _has_seconds(value: Any) -> bool:
 
 
 class LocalDateTimeInput(forms.DateTimeInput):
-    """A browser ``datetime-local`` picker; the form reads it in the current time zone."""
+    """A browser ``datetime-local`` picker."""
 
     input_type = "datetime-local"
 
@@ -48,17 +170,129 @@ class LocalDateTimeInput(forms.DateTimeInput):
         return context
 
 
-_anchor_field = ScheduledTask._meta.get_field("anchor")
+class WallClockDateTimeField(forms.DateTimeField):
+    """A date and time as typed, *not* read in the server's zone: the form resolves the naive
+    value in the task's zone. A value with an explicit offset keeps that instant. Stored
+    instants are shown in ``zone``."""
+
+    widget = LocalDateTimeInput
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.zone: tzinfo | None = None
+
+    def to_python(self, value: Any) -> datetime | None:
+        if value in self.empty_values:
+            return None
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day)
+        try:
+            result = parse_datetime(str(value).strip())
+        except ValueError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if result is None:
+            # The other accepted formats (DATETIME_INPUT_FORMATS), still without a zone.
+            result = BaseTemporalField.to_python(self, value)
+        return result
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is not None and self.zone is not None:
+            return value.astimezone(self.zone).replace(tzinfo=None)
+        return value
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return super().has_changed(self.prepare_value(initial), data)
+
+
+@cache
+def zone_choices() -> list[tuple[str, Any]]:
+    """The IANA zones grouped by region, for a <select> with <optgroup>s."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name in sorted(zone_names()):
+        region = name.split("/", 1)[0] if "/" in name else "Other"
+        groups.setdefault(region, []).append((name, name))
+    return [(region, options) for region, options in sorted(groups.items())]
+
+
+class TimeZoneField(forms.ChoiceField):
+    """An IANA zone picked from a grouped list; empty means the server's ``TIME_ZONE``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "error_messages",
+            {
+                "invalid_choice": "Unknown time zone “%(value)s”. Pick an IANA zone such as "
+                "Europe/Madrid from the list."
+            },
+        )
+        super().__init__(choices=zone_choices, **kwargs)
+
+    def valid_value(self, value: Any) -> bool:
+        if not zone_names():  # no zone database: accept what zoneinfo can load
+            return zone_problem(value) is None
+        return super().valid_value(value)
+
+    def clean(self, value: Any) -> str:
+        cleaned = super().clean(value)
+        return cleaned or settings.TIME_ZONE
+
+
+def _bounded_int(name: str, what: str, *, required: bool = False) -> forms.IntegerField:
+    low, high = field_limits(name)
+    model_field = ScheduledTask._meta.get_field(name)
+    message = f"{what} must be a whole number from {low:,} to {high:,}."
+    return forms.IntegerField(
+        label=capfirst(str(model_field.verbose_name)),
+        required=required,
+        initial=model_field.get_default(),
+        min_value=low,
+        max_value=high,
+        help_text=model_field.help_text,
+        error_messages={"min_value": message, "max_value": message, "invalid": message},
+        widget=forms.NumberInput(attrs={"min": low, "max": high}),
+    )
+
+
+def _model_help(name: str) -> str:
+    return str(ScheduledTask._meta.get_field(name).help_text)
+
+
+def _model_label(name: str) -> str:
+    return capfirst(str(ScheduledTask._meta.get_field(name).verbose_name))
+
+
 _every_field = ScheduledTask._meta.get_field("every")
+_catch_up_field = ScheduledTask._meta.get_field("catch_up")
+
+# Advanced settings an empty input resets to the model's default.
+DEFAULTED_FIELDS = ("catch_up", "max_instances", "max_retries", "retry_backoff_seconds", "priority")
 
 
-class ScheduledTaskForm(forms.ModelForm):
-    # Declared so that "0" and "-3" get the same message ("at least 1"), and so that the admin
-    # keeps these widgets instead of its own.
+# --- the schedule part, shared by the task form and the live preview ----------------------------
+
+
+class ScheduleForm(forms.Form):
+    """The schedule fields: kind, interval, cron, one-off and zone.
+
+    Only the fields of the chosen kind are checked: a half-typed cron expression left in the
+    hidden cron field does not block saving an interval task.
+    """
+
+    schedule_kind = forms.ChoiceField(
+        label="Schedule",
+        choices=schedules.KIND_CHOICES,
+        required=False,
+        initial=Kind.INTERVAL.value,
+        widget=forms.RadioSelect,
+        help_text=_model_help("schedule_kind"),
+    )
     every = forms.IntegerField(
-        label=str(_every_field.verbose_name).capitalize(),
+        label=capfirst(str(_every_field.verbose_name)),
         min_value=1,
         max_value=schedules.MAX_EVERY,
+        required=False,
         initial=_every_field.default,
         help_text=_every_field.help_text,
         error_messages={
@@ -67,11 +301,171 @@ class ScheduledTaskForm(forms.ModelForm):
             "invalid": "The frequency must be a whole number, such as 1, 5 or 30.",
         },
     )
-    anchor = forms.DateTimeField(
-        label=str(_anchor_field.verbose_name).capitalize(),
-        widget=LocalDateTimeInput(),
-        help_text=_anchor_field.help_text,
+    unit = forms.ChoiceField(
+        label=_model_label("unit"),
+        choices=schedules.UNIT_CHOICES,
+        required=False,
+        initial=schedules.Unit.HOURS.value,
+        help_text="Minutes and hours count real elapsed time; days, weeks and months keep the "
+        "start time's wall-clock time in the task's time zone.",
     )
+    anchor = WallClockDateTimeField(
+        label=_model_label("anchor"), required=False, help_text=_model_help("anchor")
+    )
+    cron_expression = forms.CharField(
+        label=_model_label("cron_expression"),
+        required=False,
+        max_length=120,
+        help_text=_model_help("cron_expression"),
+        widget=forms.TextInput(
+            attrs={
+                "class": "mono",
+                "placeholder": CRON_EXAMPLE,
+                "spellcheck": "false",
+                "autocapitalize": "off",
+                "autocomplete": "off",
+            }
+        ),
+    )
+    run_at = WallClockDateTimeField(
+        label=_model_label("run_at"), required=False, help_text=_model_help("run_at")
+    )
+    time_zone = TimeZoneField(
+        label=_model_label("time_zone"), required=False, help_text=_model_help("time_zone")
+    )
+
+    def _ignore(self, names: Iterable[str]) -> None:
+        for name in names:
+            self._errors.pop(name, None)
+            self.cleaned_data.pop(name, None)
+
+    def _missing(self, name: str, message: str) -> None:
+        if name not in self._errors:
+            self.add_error(name, forms.ValidationError(message, code="required"))
+
+    def _resolve(self, name: str, value: datetime, zone: tzinfo | None) -> datetime | None:
+        """A typed wall-clock time as an instant in ``zone`` (UTC), or None with an error."""
+        if value.tzinfo is not None:
+            return value.astimezone(UTC)
+        if zone is None:  # the zone itself is wrong; that error is shown already
+            return None
+        if schedules.is_imaginary(value, zone):
+            self.add_error(
+                name,
+                f"{value:%Y-%m-%d %H:%M} does not exist in {schedules.zone_name(zone)}: the "
+                "clocks skip that time when daylight-saving time starts. Pick another time.",
+            )
+            return None
+        return schedules.resolve_wall_time(value, zone)
+
+    def clean_schedule(self) -> schedules.Schedule | None:
+        """Check the schedule fields of the chosen kind; the schedule, or None with errors."""
+        cleaned = self.cleaned_data
+        kind = cleaned.get("schedule_kind") or Kind.INTERVAL.value
+        cleaned["schedule_kind"] = kind
+        zone_name = cleaned.get("time_zone")
+        zone = schedules.parse_zone(zone_name) if zone_name else None
+        self._ignore(name for name in ALL_SCHEDULE_FIELDS if name not in SCHEDULE_FIELDS[kind])
+
+        if kind == Kind.CRON:
+            expression = cleaned.get("cron_expression") or ""
+            if not expression and "cron_expression" not in self._errors:
+                self._missing(
+                    "cron_expression", f"Enter a cron expression, such as {CRON_EXAMPLE}."
+                )
+                return None
+            if not expression:
+                return None
+            problem = cron_problem(expression, zone or UTC)
+            if problem:
+                self.add_error("cron_expression", sentence(problem))
+                return None
+            cleaned["cron_expression"] = " ".join(expression.split())
+            return schedules.CronSchedule.build(expression, zone) if zone else None
+
+        if kind == Kind.ONCE:
+            typed = cleaned.get("run_at")
+            if typed is None:
+                self._missing("run_at", "Enter the date and time of the run.")
+                return None
+            at = self._resolve("run_at", typed, zone)
+            if at is None:
+                return None
+            cleaned["run_at"] = at
+            return schedules.OneOffSchedule.build(at, zone) if zone else None
+
+        every, unit, typed = (cleaned.get(k) for k in ("every", "unit", "anchor"))
+        if every is None:
+            self._missing("every", "Enter how many units between runs.")
+        if not unit:
+            self._missing("unit", "Choose a unit.")
+        if typed is None:
+            self._missing("anchor", "This field is required.")
+        if every is None or not unit or typed is None:
+            return None
+        limit = schedules.MAX_EVERY_BY_UNIT.get(unit)
+        if limit is not None and every > limit:
+            # Said next to the field: "every" alone is fine, it is too large for this unit.
+            self.add_error("every", f"The frequency must be at most {limit:,} for {unit}.")
+            return None
+        anchor = self._resolve("anchor", typed, zone)
+        if anchor is None:
+            return None
+        cleaned["anchor"] = anchor
+        if zone is None:
+            return None
+        try:
+            schedule = schedules.IntervalSchedule.build(every, unit, anchor, zone)
+            # Where the view will put the task on its grid must be representable.
+            schedules.next_fire_time(schedule, getattr(self, "now", None) or anchor, inclusive=True)
+        except schedules.ScheduleError as exc:
+            self.add_error(None, f"The schedule is invalid: {sentence(str(exc))}")
+            return None
+        return schedule
+
+
+# --- the task form -------------------------------------------------------------------------------
+
+
+class ScheduledTaskForm(ScheduleForm, forms.ModelForm):  # type: ignore[misc]
+    runs = forms.ChoiceField(
+        label="What to run",
+        choices=RUN_CHOICES,
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="A Python snippet run in the sandbox, or a registered function with JSON "
+        "parameters.",
+    )
+    function_name = forms.ChoiceField(
+        label=_model_label("function_name"),
+        required=False,
+        help_text="Functions are registered by developers in code; pick one from the list.",
+        error_messages={
+            "invalid_choice": "“%(value)s” is not a registered function; pick one from the list."
+        },
+    )
+    function_params = forms.CharField(
+        label=_model_label("function_params"),
+        required=False,
+        strip=False,
+        help_text='Keyword arguments as a JSON object, such as {"days": 30}; empty means {}.',
+        widget=forms.Textarea(
+            attrs={"rows": 5, "class": "json-input", "spellcheck": "false", "autocomplete": "off"}
+        ),
+    )
+    catch_up = forms.ChoiceField(
+        label=capfirst(str(_catch_up_field.verbose_name)),
+        choices=_catch_up_field.choices,
+        required=False,
+        initial=_catch_up_field.default,
+        help_text=_catch_up_field.help_text,
+    )
+    timeout_seconds = _bounded_int("timeout_seconds", "The timeout")
+    grace_seconds = _bounded_int("grace_seconds", "The grace period")
+    max_instances = _bounded_int("max_instances", "The number of parallel runs")
+    max_retries = _bounded_int("max_retries", "Retries")
+    retry_backoff_seconds = _bounded_int("retry_backoff_seconds", "The retry backoff")
+    priority = _bounded_int("priority", "The priority")
 
     class Meta:
         model = ScheduledTask
@@ -79,11 +473,23 @@ class ScheduledTaskForm(forms.ModelForm):
             "name",
             "description",
             "code",
+            "function_name",
+            "function_params",
+            "schedule_kind",
             "every",
             "unit",
             "anchor",
+            "cron_expression",
+            "run_at",
+            "time_zone",
             "is_active",
             "timeout_seconds",
+            "catch_up",
+            "grace_seconds",
+            "max_instances",
+            "max_retries",
+            "retry_backoff_seconds",
+            "priority",
         ]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
@@ -101,76 +507,170 @@ class ScheduledTaskForm(forms.ModelForm):
 
     def __init__(self, *args: Any, now: datetime | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.instance.pk is None and "anchor" not in (kwargs.get("initial") or {}):
+        # The moment the page was asked for, read by the view: a one-off must be after it.
+        self.now = now
+        task = self.instance
+        initial = kwargs.get("initial") or {}
+        zone_name = task.time_zone or settings.TIME_ZONE
+        self.initial.setdefault("time_zone", zone_name)
+        zone = None if zone_problem(zone_name) else schedules.parse_zone(zone_name)
+        for name in ("anchor", "run_at"):
+            self.fields[name].zone = zone  # type: ignore[attr-defined]
+            self.fields[name].help_text += " Wall-clock time in the task's time zone."
+
+        if task.pk is None:
             # The model default (the moment the instance was built, with microseconds) is a
             # poor suggestion; the next whole minute is what a person would type.
-            if now is not None:
-                self.initial["anchor"] = next_whole_minute(now)
-            else:
-                self.initial.pop("anchor", None)
+            for name in ("anchor", "run_at"):
+                if name in initial:
+                    continue
+                if now is not None:
+                    self.initial[name] = next_whole_minute(now)
+                else:
+                    self.initial.pop(name, None)
 
-        zone = timezone.get_current_timezone_name()
-        anchor = self.fields["anchor"]
-        anchor.help_text = f"{anchor.help_text} Entered in {zone} time."
+        self.initial.setdefault("runs", RUNS_FUNCTION if task.function_name else RUNS_CODE)
+        if "function_params" not in initial:
+            params = task.function_params
+            self.initial["function_params"] = (
+                json.dumps(params, indent=2, ensure_ascii=False) if params else ""
+            )
+        self.fields["function_name"].choices = self._function_choices(task.function_name)
 
         # Stripping would shift every line number the sandbox reports against the textarea.
-        self.fields["code"].strip = False
+        self.fields["code"].strip = False  # type: ignore[attr-defined]
         limit = conf.get("MAX_CODE_BYTES")
         self.fields[
             "code"
-        ].help_text = (
-            f"{self.fields['code'].help_text} Up to {limit:,} bytes; checked when you save."
-        )
+        ].help_text = f"{_model_help('code')} Up to {limit:,} bytes; checked when you save."
 
         default_timeout = conf.get("DEFAULT_TIMEOUT_SECONDS")
         timeout = self.fields["timeout_seconds"]
         timeout.help_text = (
             f"Wall-clock limit of one run, in seconds; empty uses the default ({default_timeout})."
         )
-        timeout.widget.attrs.update(
-            {"min": 1, "max": 24 * 3600, "placeholder": str(default_timeout)}
-        )
+        timeout.widget.attrs["placeholder"] = str(default_timeout)
+        self.fields["grace_seconds"].widget.attrs["placeholder"] = "no limit"
+
+    @staticmethod
+    def _function_choices(current: str) -> list[tuple[str, str]]:
+        choices = [("", "Choose a function…")]
+        choices += [(f.name, f.signature_text()) for f in registry.all_functions()]
+        if current and all(current != value for value, _ in choices):
+            # Shown so the page says what the task runs; refused if saved like this.
+            choices.append((current, f"{current} (no longer registered)"))
+        return choices
 
     def clean_code(self) -> str:
         code = self.cleaned_data.get("code") or ""
         # Browsers send CRLF; store what the sandbox compiles so line numbers agree.
-        code = code.replace("\r\n", "\n").replace("\r", "\n")
-        problems = code_problems(code)
-        if problems:
-            raise forms.ValidationError(
-                [forms.ValidationError(problem, code="code") for problem in problems]
-            )
-        return code
+        return code.replace("\r\n", "\n").replace("\r", "\n")
+
+    def clean_function_name(self) -> str:
+        name = self.cleaned_data.get("function_name") or ""
+        if name:
+            try:
+                registry.get(name)
+            except registry.UnknownFunction:
+                raise forms.ValidationError(
+                    f"“{name}” is not a registered function; pick one from the list.",
+                    code="unknown_function",
+                ) from None
+        return name
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        every, unit, anchor = (cleaned.get(k) for k in ("every", "unit", "anchor"))
-        limit = schedules.MAX_EVERY_BY_UNIT.get(unit) if unit else None
-        if every is not None and limit is not None and every > limit:
-            # Said next to the field: "every" alone is fine, it is too large for this unit.
-            self.add_error("every", f"The frequency must be at most {limit:,} for {unit}.")
-        elif every is not None and unit and anchor is not None:
-            try:
-                schedules.IntervalSchedule.build(
-                    every, unit, anchor, timezone.get_default_timezone()
-                )
-            except schedules.ScheduleError as exc:
-                self.add_error(None, f"The schedule is invalid: {exc}.")
+        schedule = self.clean_schedule()
+        if (
+            schedule is not None
+            and isinstance(schedule, schedules.OneOffSchedule)
+            and self.now is not None
+            and cleaned.get("is_active")
+            and schedule.at < self.now
+        ):
+            local_now = self.now.astimezone(schedule.tz)
+            self.add_error(
+                "run_at",
+                f"This time is in the past (it is now {local_now:%Y-%m-%d %H:%M} in "
+                f"{schedules.zone_name(schedule.tz)}). Pick a later time, or untick “Active”.",
+            )
+        # What the kind does not use is cleared, so a task holds exactly one schedule.
+        kind = cleaned["schedule_kind"]
+        if kind != Kind.CRON and "cron_expression" not in self._errors:
+            cleaned["cron_expression"] = ""
+        if kind != Kind.ONCE and "run_at" not in self._errors:
+            cleaned["run_at"] = None
+        self._clean_what_to_run()
+        for name in DEFAULTED_FIELDS:
+            if name not in self._errors and cleaned.get(name) in (None, ""):
+                cleaned[name] = ScheduledTask._meta.get_field(name).get_default()
         return cleaned
 
+    def _clean_what_to_run(self) -> None:
+        """Exactly one of code and function: the one chosen is checked, the other cleared."""
+        cleaned = self.cleaned_data
+        runs = cleaned.get("runs")
+        if not runs:
+            # A client that sends no choice: whatever it filled in, but not both.
+            has_function = bool(self.data.get(self.add_prefix("function_name")))
+            has_code = bool((cleaned.get("code") or "").strip())
+            if has_function and has_code:
+                self.add_error(None, "Give either code or a registered function to run, not both.")
+                return
+            runs = RUNS_FUNCTION if has_function else RUNS_CODE
+        cleaned["runs"] = runs
 
-class SchedulePreviewForm(forms.Form):
+        if runs == RUNS_CODE:
+            self._ignore(("function_name", "function_params"))
+            cleaned["function_name"] = ""
+            cleaned["function_params"] = {}
+            if "code" in self._errors:
+                return
+            code = cleaned.get("code") or ""
+            if not code:
+                self._missing("code", str(self.fields["code"].error_messages["required"]))
+                return
+            problems = code_problems(code)
+            if problems:
+                self.add_error(
+                    "code", [forms.ValidationError(problem, code="code") for problem in problems]
+                )
+            return
+
+        self._ignore(("code",))
+        cleaned["code"] = ""
+        name = cleaned.get("function_name")
+        if "function_name" in self._errors:
+            self._errors.pop("function_params", None)
+            cleaned.pop("function_params", None)
+            return
+        if not name:
+            self._missing("function_name", "Choose the registered function to run.")
+            return
+        params, problem = json_problem(cleaned.get("function_params") or "")
+        if problem:
+            self.add_error("function_params", problem)
+            return
+        problems = registry.param_problems(name, params)
+        if problems:
+            self.add_error("function_params", [sentence(p) for p in problems])
+            return
+        cleaned["function_params"] = params
+
+
+class SchedulePreviewForm(ScheduleForm):
     """Just the schedule fields, for the live preview on the task form."""
 
-    every = forms.IntegerField(label="Every", min_value=1, max_value=schedules.MAX_EVERY)
-    unit = forms.ChoiceField(label="Unit", choices=schedules.UNIT_CHOICES)
-    anchor = forms.DateTimeField(label="Start time")
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        self.built = self.clean_schedule()
+        return cleaned
 
-    def schedule(self) -> schedules.IntervalSchedule:
-        data = self.cleaned_data
-        return schedules.IntervalSchedule.build(
-            data["every"], data["unit"], data["anchor"], timezone.get_default_timezone()
-        )
+    def schedule(self) -> schedules.Schedule | None:
+        return getattr(self, "built", None)
+
+    def zone(self) -> tzinfo:
+        return schedules.parse_zone(self.cleaned_data.get("time_zone") or settings.TIME_ZONE)
 
 
 # What a save after editing writes: the edited fields and what follows from them. Leaving out

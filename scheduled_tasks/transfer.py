@@ -10,24 +10,49 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone as dj_timezone
 
-from scheduled_tasks import schedules
+from scheduled_tasks import registry, schedules
+from scheduled_tasks.forms import contains_nul, cron_problem, field_limits, zone_problem
 from scheduled_tasks.models import ScheduledTask
 from scheduled_tasks.validation import code_problems
 
-REQUIRED_KEYS = ("name", "code", "schedule")
-OPTIONAL_KEYS = ("description", "active", "timeout_seconds")
-SCHEDULE_KEYS = ("every", "unit", "anchor")
+REQUIRED_KEYS = ("name", "schedule")
+# Exactly one of these says what the task runs.
+WHAT_KEYS = ("code", "function")
+SETTING_KEYS = (
+    "timeout_seconds",
+    "catch_up",
+    "grace_seconds",
+    "max_instances",
+    "max_retries",
+    "retry_backoff_seconds",
+    "priority",
+)
+OPTIONAL_KEYS = ("description", "time_zone", "active", *SETTING_KEYS)
+KNOWN_KEYS = frozenset((*REQUIRED_KEYS, *WHAT_KEYS, *OPTIONAL_KEYS))
+SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {
+    schedules.Kind.INTERVAL: ("every", "unit", "anchor"),
+    schedules.Kind.CRON: ("cron",),
+    schedules.Kind.ONCE: ("at",),
+}
+FUNCTION_KEYS = ("name", "params")
+# Integer settings that may be null (null means: no limit / the default from settings).
+NULLABLE_SETTINGS = frozenset({"timeout_seconds", "grace_seconds"})
+CATCH_UP_VALUES = tuple(value for value, _ in ScheduledTask._meta.get_field("catch_up").choices)
 NAME_MAX_LENGTH: int = ScheduledTask._meta.get_field("name").max_length  # type: ignore[assignment]
-MAX_TIMEOUT_SECONDS = 24 * 3600
 # PostgreSQL text columns cannot store NUL; refuse it here rather than fail mid-transaction.
 _NUL_MESSAGE = "must not contain a NUL character"
+_ISO_EXAMPLE = "2026-01-05T09:00:00+01:00"
+
+
+def _default(name: str) -> Any:
+    return ScheduledTask._meta.get_field(name).get_default()
 
 
 @dataclass(frozen=True)
@@ -83,29 +108,60 @@ class ImportEntry:
     name: str
     description: str
     code: str
-    schedule: schedules.IntervalSchedule
+    function_name: str
+    function_params: dict[str, Any]
+    schedule: schedules.Schedule
+    time_zone: str
     is_active: bool
-    timeout_seconds: int | None
+    settings: dict[str, Any]  # SETTING_KEYS -> value
+
+    @property
+    def kind(self) -> str:
+        if isinstance(self.schedule, schedules.CronSchedule):
+            return schedules.Kind.CRON.value
+        if isinstance(self.schedule, schedules.OneOffSchedule):
+            return schedules.Kind.ONCE.value
+        return schedules.Kind.INTERVAL.value
 
 
 # --- export --------------------------------------------------------------------------------------
 
 
-def export_task(task: ScheduledTask) -> dict[str, Any]:
-    """One task as a JSON-ready dict; the anchor is shown in the server's zone, with its offset."""
-    zone = dj_timezone.get_default_timezone()
+def _task_zone(task: ScheduledTask) -> tzinfo:
+    try:
+        return schedules.parse_zone(task.time_zone)
+    except schedules.ScheduleError:
+        return dj_timezone.get_default_timezone()
+
+
+def _export_schedule(task: ScheduledTask, zone: tzinfo) -> dict[str, Any]:
+    if task.schedule_kind == schedules.Kind.CRON:
+        return {"kind": "cron", "cron": task.cron_expression}
+    if task.schedule_kind == schedules.Kind.ONCE:
+        at = task.run_at.astimezone(zone).isoformat() if task.run_at else None
+        return {"kind": "once", "at": at}
     return {
-        "name": task.name,
-        "description": task.description,
-        "code": task.code,
-        "schedule": {
-            "every": task.every,
-            "unit": task.unit,
-            "anchor": task.anchor.astimezone(zone).isoformat(),
-        },
-        "active": task.is_active,
-        "timeout_seconds": task.timeout_seconds,
+        "kind": "interval",
+        "every": task.every,
+        "unit": task.unit,
+        "anchor": task.anchor.astimezone(zone).isoformat(),
     }
+
+
+def export_task(task: ScheduledTask) -> dict[str, Any]:
+    """One task as a JSON-ready dict; times are shown in the task's zone, with their offset."""
+    zone = _task_zone(task)
+    entry: dict[str, Any] = {"name": task.name, "description": task.description}
+    if task.function_name:
+        entry["function"] = {"name": task.function_name, "params": task.function_params or {}}
+    else:
+        entry["code"] = task.code
+    entry["schedule"] = _export_schedule(task, zone)
+    entry["time_zone"] = task.time_zone
+    entry["active"] = task.is_active
+    for key in SETTING_KEYS:
+        entry[key] = getattr(task, key)
+    return entry
 
 
 def export_tasks(tasks: Iterable[ScheduledTask]) -> list[dict[str, Any]]:
@@ -136,11 +192,10 @@ def _type_name(value: object) -> str:
 class _EntryChecker:
     """Collects the problems of one entry, each tagged with the entry's position and name."""
 
-    def __init__(self, position: int, raw: dict[str, Any], now: datetime, zone: tzinfo) -> None:
+    def __init__(self, position: int, raw: dict[str, Any], now: datetime) -> None:
         self.position = position
         self.raw = raw
         self.now = now
-        self.zone = zone
         name = raw.get("name")
         self.name = name if isinstance(name, str) and name.strip() else None
         self.problems: list[ImportProblem] = []
@@ -153,17 +208,32 @@ class _EntryChecker:
             if key not in self.raw:
                 self.problem(key, "missing (required)")
         for key in self.raw:
-            if key not in REQUIRED_KEYS and key not in OPTIONAL_KEYS:
+            if key not in KNOWN_KEYS:
                 self.problem(key, "unknown key")
         name = self._name()
         description = self._description()
-        code = self._code()
-        schedule = self._schedule()
+        what = self._what()
+        zone_name, zone = self._time_zone()
+        # Whether a one-off in the past is refused depends on "active"; its own problems are
+        # reported after the schedule's, in the order of the documented keys.
+        active = self.raw.get("active", True)
+        schedule = self._schedule(zone, active if isinstance(active, bool) else True)
         is_active = self._active()
-        timeout = self._timeout()
-        if self.problems or name is None or code is None or schedule is None:
+        settings = self._settings()
+        if self.problems or name is None or what is None or schedule is None:
             return None
-        return ImportEntry(name, description, code, schedule, is_active, timeout)
+        code, function_name, function_params = what
+        return ImportEntry(
+            name=name,
+            description=description,
+            code=code,
+            function_name=function_name,
+            function_params=function_params,
+            schedule=schedule,
+            time_zone=zone_name,
+            is_active=is_active,
+            settings=settings,
+        )
 
     def _name(self) -> str | None:
         if "name" not in self.raw:
@@ -192,9 +262,23 @@ class _EntryChecker:
             self.problem("description", _NUL_MESSAGE)
         return description
 
-    def _code(self) -> str | None:
-        if "code" not in self.raw:
+    # --- what to run: code or a registered function ---
+
+    def _what(self) -> tuple[str, str, dict[str, Any]] | None:
+        has_code, has_function = "code" in self.raw, "function" in self.raw
+        if not has_code and not has_function:
+            self.problem("code", 'missing (required): give "code" or "function"')
             return None
+        if has_code and has_function:
+            self.problem("function", 'give either "code" or "function", not both')
+            return None
+        if has_code:
+            code = self._code()
+            return None if code is None else (code, "", {})
+        function = self._function()
+        return None if function is None else ("", *function)
+
+    def _code(self) -> str | None:
         code = self.raw["code"]
         if not isinstance(code, str):
             self.problem("code", f"must be a string, not {_type_name(code)}")
@@ -204,20 +288,91 @@ class _EntryChecker:
             self.problem("code", message)
         return None if found else code
 
-    def _schedule(self) -> schedules.IntervalSchedule | None:
+    def _function(self) -> tuple[str, dict[str, Any]] | None:
+        raw = self.raw["function"]
+        if not isinstance(raw, dict):
+            self.problem("function", f"must be an object, not {_type_name(raw)}")
+            return None
+        before = len(self.problems)
+        if "name" not in raw:
+            self.problem("function.name", "missing (required)")
+        for key in raw:
+            if key not in FUNCTION_KEYS:
+                self.problem(f"function.{key}", "unknown key")
+        name = raw.get("name")
+        params = raw.get("params", {})
+        if "name" in raw and not isinstance(name, str):
+            self.problem("function.name", f"must be a string, not {_type_name(name)}")
+        elif isinstance(name, str):
+            try:
+                registry.get(name)
+            except registry.UnknownFunction as exc:
+                self.problem("function.name", str(exc))
+        if not isinstance(params, dict):
+            self.problem("function.params", f"must be an object, not {_type_name(params)}")
+        if len(self.problems) > before:
+            return None
+        for message in registry.param_problems(name, params):  # type: ignore[arg-type]
+            self.problem("function.params", message)
+        if contains_nul(params):
+            self.problem("function.params", _NUL_MESSAGE)
+        if len(self.problems) > before:
+            return None
+        return name, params  # type: ignore[return-value]
+
+    # --- when: the zone and the schedule ---
+
+    def _time_zone(self) -> tuple[str, tzinfo | None]:
+        name = self.raw.get("time_zone", dj_timezone.get_default_timezone_name())
+        problem = zone_problem(name)
+        if problem:
+            self.problem("time_zone", problem)
+            return "", None
+        return name, schedules.parse_zone(name)
+
+    def _schedule(self, zone: tzinfo | None, is_active: bool) -> schedules.Schedule | None:
         if "schedule" not in self.raw:
             return None
         raw = self.raw["schedule"]
         if not isinstance(raw, dict):
             self.problem("schedule", f"must be an object, not {_type_name(raw)}")
             return None
+        kind = raw.get("kind", schedules.Kind.INTERVAL.value)
+        if not isinstance(kind, str) or kind not in SCHEDULE_KEYS:
+            valid = ", ".join(SCHEDULE_KEYS)
+            self.problem("schedule.kind", f"unknown schedule kind {kind!r}; use one of: {valid}")
+            return None
         before = len(self.problems)
-        for key in SCHEDULE_KEYS:
+        for key in SCHEDULE_KEYS[kind]:
             if key not in raw:
                 self.problem(f"schedule.{key}", "missing (required)")
         for key in raw:
-            if key not in SCHEDULE_KEYS:
+            if key == "kind" or key in SCHEDULE_KEYS[kind]:
+                continue
+            if any(key in keys for keys in SCHEDULE_KEYS.values()):
+                self.problem(f"schedule.{key}", f"not used by a schedule of kind {kind!r}")
+            else:
                 self.problem(f"schedule.{key}", "unknown key")
+        if kind == schedules.Kind.CRON:
+            schedule = self._cron(raw, zone)
+        elif kind == schedules.Kind.ONCE:
+            schedule = self._once(raw, zone, is_active)
+        else:
+            schedule = self._interval(raw, zone)
+        if len(self.problems) > before or schedule is None:
+            return None
+        try:
+            following = schedules.next_fire_time(schedule, self.now, inclusive=True)
+        except schedules.ScheduleError as exc:
+            self.problem("schedule", str(exc))
+            return None
+        if following is None and is_active and kind != schedules.Kind.ONCE:
+            self.problem("schedule", "never runs after the moment of import")
+            return None
+        return schedule
+
+    def _interval(self, raw: dict[str, Any], zone: tzinfo | None) -> schedules.Schedule | None:
+        before = len(self.problems)
         # Check unit and every apart, so both can be reported; every against the entry's own
         # unit when that one is valid (the largest frequency depends on the unit).
         unit_ok = isinstance(raw.get("unit"), str) and raw["unit"] in {
@@ -228,40 +383,68 @@ class _EntryChecker:
             self._schedule_part("schedule.every", raw["every"], unit)
         if "unit" in raw:
             self._schedule_part("schedule.unit", 1, raw["unit"])
-        anchor = self._anchor(raw["anchor"]) if "anchor" in raw else None
-        if len(self.problems) > before or anchor is None:
+        anchor = self._moment("schedule.anchor", raw["anchor"], zone) if "anchor" in raw else None
+        complete = "every" in raw and "unit" in raw and anchor is not None
+        if len(self.problems) > before or not complete or zone is None:
             return None
-        schedule = schedules.IntervalSchedule.build(raw["every"], raw["unit"], anchor, self.zone)
-        try:
-            schedules.next_fire_time(schedule, self.now, inclusive=True)
-        except schedules.ScheduleError as exc:
-            self.problem("schedule", str(exc))
-            return None
-        return schedule
+        return schedules.IntervalSchedule.build(raw["every"], raw["unit"], anchor, zone)
 
     def _schedule_part(self, field_name: str, every: object, unit: object) -> bool:
         try:
-            schedules.IntervalSchedule.build(every, unit, self.now, self.zone)  # type: ignore[arg-type]
+            schedules.IntervalSchedule.build(every, unit, self.now, UTC)  # type: ignore[arg-type]
         except schedules.ScheduleError as exc:
             self.problem(field_name, str(exc))
             return False
         return True
 
-    def _anchor(self, raw: object) -> datetime | None:
-        if not isinstance(raw, str):
-            self.problem("schedule.anchor", f"must be a string, not {_type_name(raw)}")
+    def _cron(self, raw: dict[str, Any], zone: tzinfo | None) -> schedules.Schedule | None:
+        if "cron" not in raw:
             return None
-        try:
-            anchor = datetime.fromisoformat(raw)
-        except ValueError:
+        expression = raw["cron"]
+        if not isinstance(expression, str):
+            self.problem("schedule.cron", f"must be a string, not {_type_name(expression)}")
+            return None
+        problem = cron_problem(expression, zone or UTC)
+        if problem:
+            self.problem("schedule.cron", problem)
+            return None
+        return None if zone is None else schedules.CronSchedule.build(expression, zone)
+
+    def _once(
+        self, raw: dict[str, Any], zone: tzinfo | None, is_active: bool
+    ) -> schedules.Schedule | None:
+        if "at" not in raw:
+            return None
+        at = self._moment("schedule.at", raw["at"], zone)
+        if at is None or zone is None:
+            return None
+        if is_active and at < self.now:
             self.problem(
-                "schedule.anchor",
-                f"{raw!r} is not an ISO 8601 date-time such as 2026-01-05T09:00:00+01:00",
+                "schedule.at",
+                f"{raw['at']} is in the past (the import runs at "
+                f"{self.now.astimezone(zone).isoformat(timespec='seconds')}); an active one-off "
+                'task must run in the future (or set "active": false)',
             )
             return None
-        if anchor.tzinfo is None:
-            return schedules.resolve_wall_time(anchor, self.zone)
-        return anchor
+        return schedules.OneOffSchedule.build(at, zone)
+
+    def _moment(self, field_name: str, raw: object, zone: tzinfo | None) -> datetime | None:
+        """An ISO 8601 date-time; without an offset it is wall-clock time in the task's zone."""
+        if not isinstance(raw, str):
+            self.problem(field_name, f"must be a string, not {_type_name(raw)}")
+            return None
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            self.problem(field_name, f"{raw!r} is not an ISO 8601 date-time such as {_ISO_EXAMPLE}")
+            return None
+        if moment.tzinfo is not None:
+            return moment.astimezone(UTC)
+        if zone is None:
+            return None
+        return schedules.resolve_wall_time(moment, zone)
+
+    # --- settings ---
 
     def _active(self) -> bool:
         active = self.raw.get("active", True)
@@ -270,20 +453,36 @@ class _EntryChecker:
             return True
         return active
 
-    def _timeout(self) -> int | None:
-        timeout = self.raw.get("timeout_seconds")
-        if timeout is None:
+    def _settings(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key in SETTING_KEYS:
+            if key == "catch_up":
+                values[key] = self._catch_up()
+            else:
+                values[key] = self._int_setting(key)
+        return values
+
+    def _catch_up(self) -> str:
+        value = self.raw.get("catch_up", _default("catch_up"))
+        if value not in CATCH_UP_VALUES or not isinstance(value, str):
+            valid = ", ".join(f'"{v}"' for v in CATCH_UP_VALUES)
+            self.problem("catch_up", f"must be one of {valid}, not {json.dumps(value)}")
+            return _default("catch_up")
+        return value
+
+    def _int_setting(self, key: str) -> int | None:
+        nullable = key in NULLABLE_SETTINGS
+        value = self.raw.get(key, None if nullable else _default(key))
+        if value is None and nullable:
             return None
-        if isinstance(timeout, bool) or not isinstance(timeout, int):
-            self.problem(
-                "timeout_seconds", f"must be a whole number or null, not {_type_name(timeout)}"
-            )
-        elif not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
-            self.problem(
-                "timeout_seconds", f"must be between 1 and {MAX_TIMEOUT_SECONDS}, not {timeout}"
-            )
+        low, high = field_limits(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            kind = "a whole number or null" if nullable else "a whole number"
+            self.problem(key, f"must be {kind}, not {_type_name(value)}")
+        elif not low <= value <= high:
+            self.problem(key, f"must be between {low} and {high}, not {value}")
         else:
-            return timeout
+            return value
         return None
 
 
@@ -293,7 +492,6 @@ def validate_entries(entries: object, *, now: datetime) -> list[ImportEntry]:
         raise ImportValidationError(
             [ImportProblem(f"must be a JSON list of tasks, not {_type_name(entries)}")]
         )
-    zone = dj_timezone.get_default_timezone()
     problems: list[ImportProblem] = []
     valid: list[ImportEntry] = []
     first_position: dict[str, int] = {}
@@ -301,7 +499,7 @@ def validate_entries(entries: object, *, now: datetime) -> list[ImportEntry]:
         if not isinstance(raw, dict):
             problems.append(ImportProblem(f"must be an object, not {_type_name(raw)}", position))
             continue
-        checker = _EntryChecker(position, raw, now, zone)
+        checker = _EntryChecker(position, raw, now)
         entry = checker.check()
         problems.extend(checker.problems)
         name = raw.get("name")
@@ -351,15 +549,37 @@ def import_tasks(
                 created.append(entry.name)
             else:
                 updated.append(entry.name)
-            task.description = entry.description
-            task.code = entry.code
-            task.every = entry.schedule.every
-            task.unit = entry.schedule.unit.value
-            task.anchor = entry.schedule.anchor
-            task.is_active = entry.is_active
-            task.timeout_seconds = entry.timeout_seconds
+            _apply(task, entry, now)
             if user is not None:
                 task.updated_by = user
             task.reschedule(now)
             task.save()
     return ImportReport(created=created, updated=updated)
+
+
+def _apply(task: ScheduledTask, entry: ImportEntry, now: datetime) -> None:
+    """Copy a validated entry onto a task (new or existing); the schedule kind's fields are set,
+    the other kinds' cleared (an interval's every/unit/anchor, which cannot be empty, are kept)."""
+    task.description = entry.description
+    task.code = entry.code
+    task.function_name = entry.function_name
+    task.function_params = entry.function_params
+    task.schedule_kind = entry.kind
+    task.time_zone = entry.time_zone
+    task.cron_expression = ""
+    task.run_at = None
+    schedule = entry.schedule
+    if isinstance(schedule, schedules.IntervalSchedule):
+        task.every = schedule.every
+        task.unit = schedule.unit.value
+        task.anchor = schedule.anchor
+    else:
+        if task.pk is None:
+            task.anchor = now
+        if isinstance(schedule, schedules.CronSchedule):
+            task.cron_expression = schedule.expression
+        else:
+            task.run_at = schedule.at
+    task.is_active = entry.is_active
+    for key, value in entry.settings.items():
+        setattr(task, key, value)

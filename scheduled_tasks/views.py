@@ -3,7 +3,9 @@ here (``timezone.now()``) and handed down, never read deeper."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -16,7 +18,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from scheduled_tasks import conf, schedules
+from scheduled_tasks import conf, registry, schedules
 from scheduled_tasks.forms import EDITED_FIELDS, ScheduledTaskForm, SchedulePreviewForm
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox.namespace import ALLOWED_IMPORTS
@@ -39,19 +41,70 @@ TASK_SORTS: dict[str, tuple[str, ...]] = {
     "-last_run": ("-last_run_at", "name"),
 }
 
+KIND_LABELS: dict[str, str] = dict(schedules.KIND_CHOICES)
+PENDING_RETRIES_SHOWN = 10
+PREVIEW_FORMAT = "D j M Y, H:i T"
+
+# What the task list reads of each task: everything its row shows, ``schedule_description``
+# included (a deferred field would cost one query per row).
+LIST_FIELDS = (
+    "pk",
+    "name",
+    "description",
+    "schedule_kind",
+    "every",
+    "unit",
+    "anchor",
+    "cron_expression",
+    "run_at",
+    "time_zone",
+    "function_name",
+    "priority",
+    "is_active",
+    "last_status",
+    "last_run_at",
+    "next_run_at",
+)
+
 ADD_PERM = "scheduled_tasks.add_scheduledtask"
 CHANGE_PERM = "scheduled_tasks.change_scheduledtask"
 
 
 def upcoming_runs(
-    schedule: schedules.IntervalSchedule, now: datetime, count: int = UPCOMING_RUNS
+    schedule: schedules.Schedule, now: datetime, count: int = UPCOMING_RUNS
 ) -> list[datetime]:
     """The next ``count`` slots of ``schedule`` from ``now`` on (``now`` itself included); fewer
-    when the schedule ends."""
-    first = schedules.next_fire_time(schedule, now, inclusive=True)
-    if first is None:
+    when the schedule ends (a one-off has one, or none once it has passed)."""
+    try:
+        first = schedules.next_fire_time(schedule, now, inclusive=True)
+        if first is None:
+            return []
+        return [first, *schedules.fire_times(schedule, first, count - 1)]
+    except schedules.ScheduleError:
         return []
-    return [first, *schedules.fire_times(schedule, first, count - 1)]
+
+
+def schedule_preview_data(schedule: schedules.Schedule, now: datetime) -> dict[str, Any]:
+    """The schedule in words and its next runs, shown in the schedule's own zone."""
+    runs = upcoming_runs(schedule, now)
+    note = ""
+    if not runs:
+        if isinstance(schedule, schedules.OneOffSchedule):
+            note = "This time has passed: an active one-off task must run in the future."
+        else:
+            note = "This schedule has no further runs."
+    return {
+        "description": schedules.describe(schedule),
+        "time_zone": schedules.zone_name(schedule.tz),
+        "runs": [
+            {
+                "iso": run.isoformat(),
+                "display": date_format(run.astimezone(schedule.tz), PREVIEW_FORMAT),
+            }
+            for run in runs
+        ],
+        "note": note,
+    }
 
 
 def _snippet_names() -> list[str]:
@@ -61,18 +114,7 @@ def _snippet_names() -> list[str]:
 @login_required
 @require_GET
 def task_list(request: HttpRequest) -> HttpResponse:
-    tasks = ScheduledTask.objects.only(
-        "pk",
-        "name",
-        "description",
-        "every",
-        "unit",
-        "anchor",
-        "is_active",
-        "last_status",
-        "last_run_at",
-        "next_run_at",
-    )
+    tasks = ScheduledTask.objects.only(*LIST_FIELDS)
     query = request.GET.get("q", "").strip()
     if query:
         tasks = tasks.filter(Q(name__icontains=query) | Q(description__icontains=query))
@@ -81,6 +123,11 @@ def task_list(request: HttpRequest) -> HttpResponse:
         tasks = tasks.filter(is_active=True)
     elif state == "inactive":
         tasks = tasks.filter(is_active=False)
+    kind = request.GET.get("kind", "")
+    if kind in KIND_LABELS:
+        tasks = tasks.filter(schedule_kind=kind)
+    else:
+        kind = ""
     status = request.GET.get("status", "")
     if status == "never":
         tasks = tasks.filter(last_status="")
@@ -96,13 +143,14 @@ def task_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(tasks, TASKS_PER_PAGE).get_page(request.GET.get("page"))
     for task in page:
         task.last_status_label = STATUS_LABELS.get(task.last_status, task.last_status)
+        task.kind_label = KIND_LABELS.get(task.schedule_kind, task.schedule_kind)
 
     totals = ScheduledTask.objects.aggregate(
         total=Count("pk"),
         active=Count("pk", filter=Q(is_active=True)),
         problems=Count("pk", filter=Q(last_status__in=PROBLEM_STATUSES)),
     )
-    filtered = bool(query or state or status)
+    filtered = bool(query or state or status or kind)
     return render(
         request,
         "scheduled_tasks/task_list.html",
@@ -112,6 +160,8 @@ def task_list(request: HttpRequest) -> HttpResponse:
             "query": query,
             "state": state,
             "status": status,
+            "kind": kind,
+            "kind_choices": schedules.KIND_CHOICES,
             "sort": sort,
             "filtered": filtered,
             "status_choices": Execution.Status.choices,
@@ -120,30 +170,23 @@ def task_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _preview_for(data: Any, now: datetime) -> dict[str, Any] | None:
+    preview_form = SchedulePreviewForm(data)
+    if not preview_form.is_valid():
+        return None
+    schedule = preview_form.schedule()
+    return None if schedule is None else schedule_preview_data(schedule, now)
+
+
 def _render_form(
     request: HttpRequest, form: ScheduledTaskForm, task: ScheduledTask | None, now: datetime
 ) -> HttpResponse:
-    preview = None
     if form.is_bound:
-        preview_form = SchedulePreviewForm(form.data)
+        preview = _preview_for(form.data, now)
     else:
-        preview_form = SchedulePreviewForm(
-            {
-                "every": form["every"].value(),
-                "unit": form["unit"].value(),
-                "anchor": form["anchor"].value(),
-            }
+        preview = _preview_for(
+            {name: form[name].value() for name in SchedulePreviewForm.base_fields}, now
         )
-    if preview_form.is_valid():
-        try:
-            schedule = preview_form.schedule()
-        except schedules.ScheduleError:
-            schedule = None
-        if schedule is not None:
-            preview = {
-                "description": schedules.describe(schedule),
-                "runs": upcoming_runs(schedule, now),
-            }
     return render(
         request,
         "scheduled_tasks/task_form.html",
@@ -151,6 +194,15 @@ def _render_form(
             "form": form,
             "task": task,
             "preview": preview,
+            "functions": [
+                {
+                    "name": f.name,
+                    "signature": f.signature_text(),
+                    "description": f.description,
+                    "defaults": json.dumps(f.defaults(), indent=2, ensure_ascii=False, default=str),
+                }
+                for f in registry.all_functions()
+            ],
             "snippet_names": _snippet_names(),
             "allowed_imports": ALLOWED_IMPORTS,
         },
@@ -195,8 +247,10 @@ def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _next_run_note(task: ScheduledTask) -> str:
-    if not task.is_active or task.next_run_at is None:
+    if not task.is_active:
         return "It is inactive and will not run on its schedule."
+    if task.next_run_at is None:
+        return "Its schedule has no further runs."
     when = date_format(timezone.localtime(task.next_run_at), "DATETIME_FORMAT")
     return f"Next run: {when}."
 
@@ -209,6 +263,15 @@ def task_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     task.is_active = not task.is_active
     task.updated_by = request.user
     task.reschedule(timezone.now())
+    if task.is_active and task.next_run_at is None:
+        # A one-off whose time has passed (or a schedule that ended) would sit "active" and
+        # never run: say so instead, and leave the task as it was.
+        messages.error(
+            request,
+            f"Task “{task.name}” was not activated: its schedule has no further runs. "
+            "Edit it and give it a time in the future.",
+        )
+        return redirect("scheduled_tasks:task_detail", pk=task.pk)
     task.save(update_fields=["is_active", "next_run_at", "updated_by", "updated_at"])
     if task.is_active:
         messages.success(request, f"Task “{task.name}” activated. {_next_run_note(task)}")
@@ -273,6 +336,11 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # A traceback's last line says what went wrong; its first line never does.
         lines = execution.error_tail.strip().splitlines()
         execution.error_summary = lines[-1] if lines else ""
+    pending_retries = list(
+        task.executions.filter(status=Execution.Status.PENDING)
+        .only("pk", "attempt", "retry_of_id", "not_before", "task_id")
+        .order_by("not_before", "pk")[:PENDING_RETRIES_SHOWN]
+    )
 
     return render(
         request,
@@ -281,7 +349,11 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "task": task,
             "last_status_label": STATUS_LABELS.get(task.last_status, task.last_status),
             "code_lines": task.code.rstrip("\n").split("\n"),
-            "upcoming": upcoming_runs(task.schedule, now) if task.is_active else [],
+            "function": _registered(task.function_name),
+            "function_params": json.dumps(task.function_params or {}, indent=2, ensure_ascii=False),
+            "kind_label": KIND_LABELS.get(task.schedule_kind, task.schedule_kind),
+            "upcoming": _task_upcoming(task, now),
+            "pending_retries": pending_retries,
             "page": page,
             "status_filter": status_filter,
             "status_counts": [
@@ -294,6 +366,25 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "now": now,
         },
     )
+
+
+def _registered(name: str) -> registry.RegisteredFunction | None:
+    if not name:
+        return None
+    try:
+        return registry.get(name)
+    except registry.UnknownFunction:
+        return None
+
+
+def _task_upcoming(task: ScheduledTask, now: datetime) -> list[datetime]:
+    if not task.is_active:
+        return []
+    try:
+        schedule = task.schedule
+    except schedules.ScheduleError:
+        return []
+    return upcoming_runs(schedule, now)
 
 
 @login_required
@@ -317,6 +408,13 @@ def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .order_by("-created_at", "-pk")
         .first()
     )
+    # Every attempt of this run: the first execution and its retries, in order.
+    first_id = execution.retry_of_id or execution.pk
+    attempts = list(
+        Execution.objects.filter(Q(pk=first_id) | Q(retry_of_id=first_id))
+        .only("pk", "status", "attempt", "not_before", "started_at", "task_id")
+        .order_by("attempt", "pk")
+    )
     return render(
         request,
         "scheduled_tasks/execution_detail.html",
@@ -325,7 +423,9 @@ def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "task": execution.task,
             "newer": newer,
             "older": older,
-            "in_progress": not execution.is_finished,
+            "attempts": attempts if len(attempts) > 1 else [],
+            # A pending retry may wait for hours: only a run in progress refreshes the page.
+            "in_progress": execution.status == Execution.Status.RUNNING,
         },
     )
 
@@ -336,26 +436,13 @@ def schedule_preview(request: HttpRequest) -> JsonResponse:
     """The schedule in words and its next runs, for the live preview on the task form."""
     form = SchedulePreviewForm(request.GET)
     if not form.is_valid():
-        errors = [
-            f"{form.fields[name].label or name}: {' '.join(errs)}"
-            for name, errs in form.errors.items()
-        ]
+        errors = []
+        for name, errs in form.errors.items():
+            label = form.fields[name].label if name in form.fields else None
+            text = " ".join(errs)
+            errors.append(f"{label}: {text}" if label else text)
         return JsonResponse({"ok": False, "errors": errors}, status=400)
-    try:
-        schedule = form.schedule()
-    except schedules.ScheduleError as exc:
-        return JsonResponse({"ok": False, "errors": [str(exc)]}, status=400)
-    runs = upcoming_runs(schedule, timezone.now())
-    return JsonResponse(
-        {
-            "ok": True,
-            "description": schedules.describe(schedule),
-            "runs": [
-                {
-                    "iso": run.isoformat(),
-                    "display": date_format(timezone.localtime(run), "D j M Y, H:i"),
-                }
-                for run in runs
-            ],
-        }
-    )
+    schedule = form.schedule()
+    if schedule is None:  # pragma: no cover - a valid form always builds one
+        return JsonResponse({"ok": False, "errors": ["The schedule is incomplete."]}, status=400)
+    return JsonResponse({"ok": True, **schedule_preview_data(schedule, timezone.now())})

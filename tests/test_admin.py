@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import User
@@ -33,11 +34,24 @@ def admin_data(**overrides: Any) -> dict[str, Any]:
         "name": "admin task",
         "description": "",
         "is_active": "on",
+        "schedule_kind": "interval",
+        "time_zone": "UTC",
         "every": "2",
         "unit": "hours",
         "anchor": "2026-01-05T09:00",
+        "cron_expression": "",
+        "run_at": "",
+        "runs": "code",
         "code": "print('from admin')",
+        "function_name": "",
+        "function_params": "",
         "timeout_seconds": "",
+        "catch_up": "run_once",
+        "grace_seconds": "",
+        "max_instances": "1",
+        "max_retries": "0",
+        "retry_backoff_seconds": "60",
+        "priority": "0",
     }
     values.update(overrides)
     return values
@@ -52,6 +66,8 @@ def test_task_changelist_renders_with_schedule_and_status(admin_client: Client) 
     assert "Every hour at minute 00" in html
     assert "Timed out" in html
     assert "never run" in html
+    assert "column-schedule_kind" in html
+    assert "column-priority" in html
 
 
 def test_task_changelist_search_and_filters_work(admin_client: Client) -> None:
@@ -81,6 +97,11 @@ def test_task_change_page_renders_with_recent_executions(admin_client: Client) -
     assert response.status_code == 200
     assert 'class="code-input' in html
     assert 'type="datetime-local"' in html
+    for name in ("schedule_kind", "time_zone", "cron_expression", "run_at", "runs",
+                 "function_name", "function_params", "catch_up", "grace_seconds",
+                 "max_instances", "max_retries", "retry_backoff_seconds", "priority"):  # fmt: skip
+        assert f'name="{name}"' in html, name
+    assert "scheduled_tasks/admin.js" in html
     assert reverse("admin:scheduled_tasks_execution_change", args=[execution.pk]) in html
     assert f"?task__id__exact={task.pk}" in html
     assert "scheduled_tasks/admin.css" in html
@@ -240,3 +261,99 @@ def test_deleting_a_task_with_history_works_in_the_admin(admin_client: Client) -
     assert response.status_code == 302
     assert ScheduledTask.objects.count() == 0
     assert Execution.objects.count() == 0
+
+
+def test_task_changelist_filters_by_kind_and_priority(admin_client: Client) -> None:
+    make_task(name="hourly", priority=5)
+    make_task(name="cron", schedule_kind="cron", cron_expression="0 9 * * *")
+    url = reverse("admin:scheduled_tasks_scheduledtask_changelist")
+
+    def names(**params: str) -> list[str]:
+        response = admin_client.get(url, params)
+        assert response.status_code == 200
+        return [t.name for t in response.context["cl"].result_list]
+
+    assert names(schedule_kind__exact="cron") == ["cron"]
+    assert names(priority__exact="5") == ["hourly"]
+    assert "At 09:00 AM (UTC)" in admin_client.get(url).content.decode()
+
+
+def test_admin_adds_a_cron_task_in_its_zone(admin_client: Client) -> None:
+    response = admin_client.post(
+        reverse("admin:scheduled_tasks_scheduledtask_add"),
+        admin_data(
+            schedule_kind="cron",
+            cron_expression="30 8 * * MON-FRI",
+            time_zone="Europe/Madrid",
+            every="",
+            anchor="",
+            max_retries="3",
+            priority="9",
+        ),
+    )
+    assert response.status_code == 302
+    task = ScheduledTask.objects.get()
+    assert (task.schedule_kind, task.cron_expression, task.time_zone) == (
+        "cron",
+        "30 8 * * MON-FRI",
+        "Europe/Madrid",
+    )
+    assert (task.max_retries, task.priority) == (3, 9)
+    assert task.next_run_at == task.first_run_after(timezone.now())
+    local = task.next_run_at.astimezone(ZoneInfo("Europe/Madrid"))
+    assert (local.hour, local.minute, local.weekday() < 5) == (8, 30, True)
+
+
+def test_admin_adds_a_one_off_task(admin_client: Client) -> None:
+    when = (timezone.now() + timedelta(days=2)).replace(second=0, microsecond=0)
+    response = admin_client.post(
+        reverse("admin:scheduled_tasks_scheduledtask_add"),
+        admin_data(schedule_kind="once", run_at=when.strftime("%Y-%m-%dT%H:%M")),
+    )
+    assert response.status_code == 302
+    task = ScheduledTask.objects.get()
+    assert task.run_at == when
+    assert task.next_run_at == when
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"schedule_kind": "cron", "cron_expression": "0 0 31 2 *"}, "cron_expression", "never"),
+        ({"time_zone": "Mars/Olympus"}, "time_zone", "Unknown time zone"),
+        ({"schedule_kind": "once", "run_at": "2020-01-01T09:00"}, "run_at", "in the past"),
+        ({"max_retries": "-2"}, "max_retries", "Retries must be a whole number from 0 to 20."),
+        ({"runs": "function", "function_name": "no.such"}, "function_name", "not a registered"),
+    ],
+)
+def test_admin_refuses_bad_schedules_and_settings(
+    admin_client: Client, overrides: dict[str, str], field: str, message: str
+) -> None:
+    response = admin_client.post(
+        reverse("admin:scheduled_tasks_scheduledtask_add"), admin_data(**overrides)
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors[field]
+    assert any(message in e for e in errors), errors
+    assert ScheduledTask.objects.count() == 0
+
+
+def test_admin_add_page_suggests_a_one_off_time(admin_client: Client) -> None:
+    response = admin_client.get(reverse("admin:scheduled_tasks_scheduledtask_add"))
+    initial = response.context["adminform"].form.initial
+    assert initial["run_at"] == initial["anchor"]
+
+
+def test_execution_change_page_shows_retries(admin_client: Client) -> None:
+    task = make_task(name="flaky")
+    first = make_execution(task, status="failed")
+    retry = make_execution(task, status="pending", trigger="retry", attempt=2, retry_of=first,
+                           not_before=T0)  # fmt: skip
+    html = admin_client.get(
+        reverse("admin:scheduled_tasks_execution_change", args=[retry.pk])
+    ).content.decode()
+    assert "Retry of" in html
+    assert "Not before" in html
+    assert "Slots skipped" in html
+    listing = admin_client.get(reverse("admin:scheduled_tasks_execution_changelist"))
+    assert "column-attempt" in listing.content.decode()

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from scheduled_tasks import registry
 from scheduled_tasks.models import ScheduledTask
+from scheduled_tasks.registry import JobContext
 from scheduled_tasks.transfer import ImportValidationError, export_tasks, import_tasks
 from tests.factories import make_task, make_user
 
@@ -80,14 +83,44 @@ def run_export(*args: str) -> str:
     return out.getvalue()
 
 
+ALL_FIELDS = (
+    "name", "description", "code", "function_name", "function_params", "schedule_kind",
+    "every", "unit", "anchor", "cron_expression", "run_at", "time_zone", "is_active",
+    "timeout_seconds", "catch_up", "grace_seconds", "max_instances", "max_retries",
+    "retry_backoff_seconds", "priority",
+)  # fmt: skip
+INTERVAL_ONLY = ("every", "unit", "anchor")
+
+
 def snapshot() -> list[tuple[Any, ...]]:
     """Every stored task, field by field, to prove that a refused import changed nothing."""
     return list(
-        ScheduledTask.objects.order_by("name").values_list(
-            "name", "description", "code", "every", "unit", "anchor", "is_active",
-            "timeout_seconds", "next_run_at", "updated_at",
-        )
-    )  # fmt: skip
+        ScheduledTask.objects.order_by("name").values_list(*ALL_FIELDS, "next_run_at", "updated_at")
+    )
+
+
+def meaningful() -> list[dict[str, Any]]:
+    """What each stored task means: every field, but an interval's fields only for an interval
+    (a cron or one-off task keeps them only as leftovers)."""
+    rows = []
+    for row in ScheduledTask.objects.order_by("name").values(*ALL_FIELDS):
+        if row["schedule_kind"] != "interval":
+            for key in INTERVAL_ONLY:
+                del row[key]
+        rows.append(row)
+    return rows
+
+
+def example(ctx: JobContext, *, days: int, label: str = "tickets") -> str:
+    """Count things older than ``days`` days."""
+    return f"{days} {label}"
+
+
+@pytest.fixture
+def example_function() -> Iterator[registry.RegisteredFunction]:
+    registry.register("tests.example")(example)
+    yield registry.get("tests.example")
+    registry._REGISTRY.pop("tests.example", None)
 
 
 def a_few_tasks() -> list[ScheduledTask]:
@@ -129,9 +162,21 @@ def test_export_writes_the_documented_keys_sorted_by_name() -> None:
         "name": "a-month-end-report",
         "description": "Finance wants it on the last day.",
         "code": "x = 1\nprint(x)",
-        "schedule": {"every": 1, "unit": "months", "anchor": "2026-01-31T08:00:00+00:00"},
+        "schedule": {
+            "kind": "interval",
+            "every": 1,
+            "unit": "months",
+            "anchor": "2026-01-31T08:00:00+00:00",
+        },
+        "time_zone": "UTC",
         "active": True,
         "timeout_seconds": 120,
+        "catch_up": "run_once",
+        "grace_seconds": None,
+        "max_instances": 1,
+        "max_retries": 0,
+        "retry_backoff_seconds": 60,
+        "priority": 0,
     }
     assert data[2]["active"] is False
     assert data[2]["timeout_seconds"] is None
@@ -178,11 +223,55 @@ def test_export_refuses_a_negative_indent_and_an_unwritable_file(tmp_path: Path)
 # --- round trip and updates ----------------------------------------------------------------------
 
 
-def test_round_trip_into_an_empty_database_gives_identical_tasks(tmp_path: Path) -> None:
-    a_few_tasks()
-    fields = ("name", "description", "code", "every", "unit", "anchor", "is_active",
-              "timeout_seconds")  # fmt: skip
-    before = list(ScheduledTask.objects.order_by("name").values_list(*fields))
+def every_kind_of_task() -> list[ScheduledTask]:
+    """Tasks of each kind and zone, one running a registered function, with non-default
+    settings (needs the ``example_function`` fixture)."""
+    return [
+        *a_few_tasks(),
+        make_task(
+            name="weekday-digest",
+            schedule_kind="cron",
+            cron_expression="30 8 * * MON-FRI",
+            time_zone="Europe/Madrid",
+            catch_up="skip",
+            grace_seconds=600,
+            max_instances=2,
+            max_retries=3,
+            retry_backoff_seconds=120,
+            priority=10,
+        ),
+        make_task(
+            name="migration-day",
+            schedule_kind="once",
+            run_at=datetime(2030, 6, 1, 20, 0, tzinfo=UTC),
+            time_zone="America/New_York",
+            priority=-5,
+        ),
+        make_task(
+            name="done-once",
+            schedule_kind="once",
+            run_at=datetime(2025, 6, 1, 20, 0, tzinfo=UTC),
+            is_active=False,
+            next_run_at=None,
+        ),
+        make_task(
+            name="function-task",
+            code="",
+            function_name="tests.example",
+            function_params={"days": 30, "label": "señales"},
+            every=3,
+            unit="days",
+            anchor=datetime(2026, 1, 5, 23, 30, tzinfo=UTC),
+            time_zone="Asia/Tokyo",
+        ),
+    ]
+
+
+def test_round_trip_into_an_empty_database_gives_identical_tasks(
+    tmp_path: Path, example_function: registry.RegisteredFunction
+) -> None:
+    every_kind_of_task()
+    before = meaningful()
     exported = run_export()
     path = tmp_path / "tasks.json"
     path.write_text(exported, encoding="utf-8")
@@ -190,9 +279,29 @@ def test_round_trip_into_an_empty_database_gives_identical_tasks(tmp_path: Path)
 
     output, _ = run_import(str(path))
 
-    assert output.strip() == "created 3, updated 0"
-    assert list(ScheduledTask.objects.order_by("name").values_list(*fields)) == before
+    assert output.strip() == "created 7, updated 0"
+    assert meaningful() == before
     assert run_export() == exported
+
+
+def test_round_trip_onto_the_same_tasks_changes_nothing(
+    tmp_path: Path, example_function: registry.RegisteredFunction
+) -> None:
+    every_kind_of_task()
+    before = list(ScheduledTask.objects.order_by("name").values_list(*ALL_FIELDS))
+    exported = run_export()
+
+    output, _ = run_import(str(write_text(tmp_path, exported)))
+
+    assert output.strip() == "created 0, updated 7"
+    assert list(ScheduledTask.objects.order_by("name").values_list(*ALL_FIELDS)) == before
+    assert run_export() == exported
+
+
+def write_text(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exported.json"
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def test_reimporting_the_same_file_updates_and_never_duplicates(tmp_path: Path) -> None:
@@ -339,6 +448,237 @@ def test_anchor_with_an_offset_keeps_its_instant(settings, now: datetime) -> Non
     assert anchors["zulu"] == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
+# --- schedule kinds, zones, functions and settings ----------------------------------------------
+
+
+def test_export_of_cron_one_off_and_function_tasks(
+    example_function: registry.RegisteredFunction,
+) -> None:
+    every_kind_of_task()
+
+    data = {item["name"]: item for item in json.loads(run_export())}
+
+    cron = data["weekday-digest"]
+    assert cron["schedule"] == {"kind": "cron", "cron": "30 8 * * MON-FRI"}
+    assert cron["time_zone"] == "Europe/Madrid"
+    assert (cron["catch_up"], cron["grace_seconds"], cron["max_instances"]) == ("skip", 600, 2)
+    assert (cron["max_retries"], cron["retry_backoff_seconds"], cron["priority"]) == (3, 120, 10)
+    # A one-off's time is shown in its own zone.
+    assert data["migration-day"]["schedule"] == {"kind": "once", "at": "2030-06-01T16:00:00-04:00"}
+    function = data["function-task"]
+    assert "code" not in function
+    assert function["function"] == {
+        "name": "tests.example",
+        "params": {"days": 30, "label": "señales"},
+    }
+    assert function["schedule"]["anchor"] == "2026-01-06T08:30:00+09:00"
+    assert list(function) == [
+        "name", "description", "function", "schedule", "time_zone", "active", "timeout_seconds",
+        "catch_up", "grace_seconds", "max_instances", "max_retries", "retry_backoff_seconds",
+        "priority",
+    ]  # fmt: skip
+
+
+def test_import_of_a_cron_task_in_madrid(now: datetime) -> None:
+    import_tasks(
+        [
+            entry(
+                "c",
+                schedule={"kind": "cron", "cron": "30  8 * * MON-FRI"},
+                time_zone="Europe/Madrid",
+            )
+        ],
+        now=now,
+    )
+
+    task = ScheduledTask.objects.get(name="c")
+    assert (task.schedule_kind, task.cron_expression, task.run_at) == (
+        "cron",
+        "30 8 * * MON-FRI",
+        None,
+    )
+    assert task.time_zone == "Europe/Madrid"
+    assert task.anchor == now
+    # Monday 09:00 UTC is 10:00 in Madrid: the next weekday 08:30 CET is Tuesday 07:30 UTC.
+    assert task.next_run_at == datetime(2026, 1, 6, 7, 30, tzinfo=UTC)
+
+
+def test_import_of_one_off_tasks(now: datetime) -> None:
+    import_tasks(
+        [
+            entry("naive", schedule={"kind": "once", "at": "2026-02-01T10:00"},
+                  time_zone="Europe/Madrid"),
+            entry("aware", schedule={"kind": "once", "at": "2026-02-01T10:00:00Z"},
+                  time_zone="Europe/Madrid"),
+            entry("done", schedule={"kind": "once", "at": "2025-01-01T10:00:00Z"}, active=False),
+            entry("now", schedule={"kind": "once", "at": now.isoformat()}),
+        ],
+        now=now,
+    )  # fmt: skip
+
+    tasks = {t.name: t for t in ScheduledTask.objects.all()}
+    assert tasks["naive"].run_at == datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
+    assert tasks["naive"].next_run_at == tasks["naive"].run_at
+    assert tasks["aware"].run_at == datetime(2026, 2, 1, 10, 0, tzinfo=UTC)
+    assert tasks["done"].schedule_kind == "once"
+    assert tasks["done"].next_run_at is None
+    assert tasks["now"].next_run_at == now
+
+
+def test_schedule_kind_defaults_to_interval_and_zone_to_the_servers(
+    settings, now: datetime
+) -> None:
+    settings.TIME_ZONE = "Europe/Madrid"
+
+    import_tasks([entry("old-format")], now=now)
+
+    task = ScheduledTask.objects.get()
+    assert (task.schedule_kind, task.time_zone) == ("interval", "Europe/Madrid")
+
+
+def test_naive_times_are_wall_time_in_the_entrys_zone(settings, now: datetime) -> None:
+    settings.TIME_ZONE = "UTC"
+
+    import_tasks(
+        [entry("tokyo", schedule=schedule(anchor="2026-01-06T09:00", unit="days"),
+               time_zone="Asia/Tokyo")],
+        now=now,
+    )  # fmt: skip
+
+    task = ScheduledTask.objects.get()
+    assert task.anchor == datetime(2026, 1, 6, 0, 0, tzinfo=UTC)
+    assert task.schedule_description == "Every day at 09:00 (Asia/Tokyo)"
+
+
+def test_switching_kinds_on_update_keeps_exactly_one_schedule(now: datetime) -> None:
+    task = make_task(name="t", every=2, unit="days", anchor=now)
+    import_tasks([entry("t", schedule={"kind": "cron", "cron": "0 9 * * *"})], now=now)
+    task.refresh_from_db()
+    assert (task.schedule_kind, task.cron_expression, task.run_at) == ("cron", "0 9 * * *", None)
+    assert (task.every, task.unit, task.anchor) == (2, "days", now)  # kept, unused
+
+    import_tasks([entry("t", schedule={"kind": "once", "at": "2026-03-01T00:00:00Z"})], now=now)
+    task.refresh_from_db()
+    assert (task.schedule_kind, task.cron_expression) == ("once", "")
+    assert task.run_at == datetime(2026, 3, 1, tzinfo=UTC)
+
+    import_tasks([entry("t")], now=now)
+    task.refresh_from_db()
+    assert (task.schedule_kind, task.cron_expression, task.run_at) == ("interval", "", None)
+
+
+def test_import_of_a_function_task(
+    now: datetime, example_function: registry.RegisteredFunction
+) -> None:
+    import_tasks(
+        [
+            entry("f", code=DROP, function={"name": "tests.example", "params": {"days": 2}}),
+            entry("g", code=DROP, function={"name": "tests.example", "params": {"days": 1}}),
+        ],
+        now=now,
+    )
+    make_task(name="h", code="print(1)")
+    import_tasks(
+        [entry("h", code=DROP, function={"name": "tests.example", "params": {"days": 9}})],
+        now=now,
+    )
+
+    f = ScheduledTask.objects.get(name="f")
+    assert (f.code, f.function_name, f.function_params) == ("", "tests.example", {"days": 2})
+    h = ScheduledTask.objects.get(name="h")
+    assert (h.code, h.function_params) == ("", {"days": 9})
+    import_tasks([entry("h")], now=now)
+    h.refresh_from_db()
+    assert (h.code, h.function_name, h.function_params) == ("print('hello')", "", {})
+
+
+@pytest.mark.parametrize(
+    ("function", "problem"),
+    [
+        (
+            {"name": "tests.example", "params": {}},
+            "function.params: tests.example needs the parameter 'days'",
+        ),
+        (
+            {"name": "tests.example", "params": {"days": 1, "colour": "red"}},
+            "function.params: tests.example has no parameter 'colour' (parameters: days, label)",
+        ),
+        (
+            {"name": "tests.example", "params": [1]},
+            "function.params: must be an object, not a list",
+        ),
+        ({"name": "tests.example"}, "function.params: tests.example needs the parameter 'days'"),
+        (
+            {"name": "tests.example", "params": {"days": 1, "label": "a\x00"}},
+            "function.params: must not contain a NUL character",
+        ),
+    ],
+)
+def test_function_parameters_are_checked_against_the_signature(
+    now: datetime,
+    example_function: registry.RegisteredFunction,
+    function: dict[str, Any],
+    problem: str,
+) -> None:
+    with pytest.raises(ImportValidationError) as excinfo:
+        import_tasks([entry("f", code=DROP, function=function)], now=now)
+
+    assert problem in [f"{p.field}: {p.message}" for p in excinfo.value.problems]
+    assert ScheduledTask.objects.count() == 0
+
+
+def test_settings_are_imported_and_reset_to_defaults_when_omitted(now: datetime) -> None:
+    settings_keys = {
+        "catch_up": "skip",
+        "grace_seconds": 0,
+        "max_instances": 50,
+        "max_retries": 20,
+        "retry_backoff_seconds": 86400,
+        "priority": -100,
+        "timeout_seconds": 1,
+    }
+    import_tasks([entry("t", **settings_keys)], now=now)
+    task = ScheduledTask.objects.get()
+    assert {key: getattr(task, key) for key in settings_keys} == settings_keys
+
+    import_tasks([entry("t", timeout_seconds=DROP)], now=now)
+    task.refresh_from_db()
+    assert {key: getattr(task, key) for key in settings_keys} == {
+        "catch_up": "run_once",
+        "grace_seconds": None,
+        "max_instances": 1,
+        "max_retries": 0,
+        "retry_backoff_seconds": 60,
+        "priority": 0,
+        "timeout_seconds": None,
+    }
+
+
+def test_a_one_off_in_the_past_is_judged_against_the_imports_now() -> None:
+    data = [entry("o", schedule={"kind": "once", "at": "2026-01-05T09:00:00Z"})]
+
+    with pytest.raises(ImportValidationError):
+        import_tasks(data, now=datetime(2026, 1, 5, 9, 0, 1, tzinfo=UTC))
+    import_tasks(data, now=datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
+
+    assert ScheduledTask.objects.get().next_run_at == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def test_an_invalid_zone_does_not_hide_other_problems(now: datetime) -> None:
+    with pytest.raises(ImportValidationError) as excinfo:
+        import_tasks(
+            [entry("z", time_zone="Nowhere", schedule={"kind": "cron", "cron": "0 0 30 2 *"},
+                   max_retries=-3)],
+            now=now,
+        )  # fmt: skip
+
+    assert [p.field for p in excinfo.value.problems] == [
+        "time_zone",
+        "schedule.cron",
+        "max_retries",
+    ]
+
+
 # --- validation: every problem reported, nothing imported ----------------------------------------
 
 
@@ -412,6 +752,74 @@ INVALID_ENTRIES = [
     ),
     (entry("bad", timeout_seconds=True), "timeout_seconds: must be a whole number or null"),
     (entry("bad", timeout_seconds=1.5), "timeout_seconds: must be a whole number or null"),
+    (entry("bad", schedule={"kind": "yearly"}), "schedule.kind: unknown schedule kind 'yearly'"),
+    (entry("bad", schedule={"kind": 1}), "schedule.kind: unknown schedule kind 1"),
+    (entry("bad", schedule={"kind": "cron"}), "schedule.cron: missing (required)"),
+    (
+        entry("bad", schedule={"kind": "cron", "cron": "0 0 31 2 *"}),
+        "schedule.cron: the cron expression '0 0 31 2 *' never runs",
+    ),
+    (
+        entry("bad", schedule={"kind": "cron", "cron": "61 * * * *"}),
+        "schedule.cron: invalid cron expression '61 * * * *': Bad minute",
+    ),
+    (entry("bad", schedule={"kind": "cron", "cron": "* * *"}), "schedule.cron: a cron expression"),
+    (entry("bad", schedule={"kind": "cron", "cron": 5}), "schedule.cron: must be a string"),
+    (
+        entry("bad", schedule={"kind": "cron", "cron": "0 9 * * *", "every": 1}),
+        "schedule.every: not used by a schedule of kind 'cron'",
+    ),
+    (entry("bad", schedule={"kind": "once"}), "schedule.at: missing (required)"),
+    (
+        entry("bad", schedule={"kind": "once", "at": "2020-01-01T09:00:00Z"}),
+        "schedule.at: 2020-01-01T09:00:00Z is in the past (the import runs at",
+    ),
+    (entry("bad", schedule={"kind": "once", "at": "next week"}), "schedule.at: 'next week' is not"),
+    (
+        entry("bad", schedule={"kind": "once", "at": "2030-01-01T09:00", "cron": "* * * * *"}),
+        "schedule.cron: not used by a schedule of kind 'once'",
+    ),
+    (
+        entry("bad", schedule=schedule(kind="interval", at="2030-01-01T09:00")),
+        "schedule.at: not used by a schedule of kind 'interval'",
+    ),
+    (
+        entry("bad", time_zone="Mars/Olympus"),
+        "time_zone: unknown time zone 'Mars/Olympus'; use an IANA name such as Europe/Madrid",
+    ),
+    (entry("bad", time_zone=""), "time_zone: the time zone is empty"),
+    (entry("bad", time_zone=None), "time_zone: the time zone is empty"),
+    (entry("bad", code=DROP), 'code: missing (required): give "code" or "function"'),
+    (
+        entry("bad", function={"name": "tests.nope"}),
+        'function: give either "code" or "function", not both',
+    ),
+    (
+        entry("bad", code=DROP, function={"name": "tests.nope"}),
+        "function.name: no registered function is called 'tests.nope'",
+    ),
+    (entry("bad", code=DROP, function="tests.nope"), "function: must be an object, not a string"),
+    (entry("bad", code=DROP, function={}), "function.name: missing (required)"),
+    (entry("bad", code=DROP, function={"name": 3}), "function.name: must be a string"),
+    (
+        entry("bad", code=DROP, function={"name": "x", "args": []}),
+        "function.args: unknown key",
+    ),
+    (entry("bad", max_retries=-1), "max_retries: must be between 0 and 20, not -1"),
+    (entry("bad", max_retries=21), "max_retries: must be between 0 and 20, not 21"),
+    (entry("bad", max_retries=None), "max_retries: must be a whole number, not null"),
+    (entry("bad", max_retries="3"), "max_retries: must be a whole number, not a string"),
+    (entry("bad", max_instances=0), "max_instances: must be between 1 and 50, not 0"),
+    (entry("bad", retry_backoff_seconds=0), "retry_backoff_seconds: must be between 1 and"),
+    (entry("bad", priority=101), "priority: must be between -100 and 100, not 101"),
+    (entry("bad", priority=1.5), "priority: must be a whole number, not a number"),
+    (entry("bad", grace_seconds=-1), "grace_seconds: must be between 0 and 31622400, not -1"),
+    (entry("bad", grace_seconds="1"), "grace_seconds: must be a whole number or null"),
+    (
+        entry("bad", catch_up="sometimes"),
+        'catch_up: must be one of "run_once", "skip", not "sometimes"',
+    ),
+    (entry("bad", catch_up=None), 'catch_up: must be one of "run_once", "skip", not null'),
     ("oops", "entry 2: must be an object, not a string"),
     (["nested"], "entry 2: must be an object, not a list"),
     (None, "entry 2: must be an object, not null"),

@@ -5,18 +5,23 @@ from __future__ import annotations
 import itertools
 import sys
 import types
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
+from scheduled_tasks import registry
 from scheduled_tasks.models import Execution, ScheduledTask
+from scheduled_tasks.registry import JobContext
 from tests.factories import T0, make_editor, make_execution, make_task, make_user
 
 pytestmark = pytest.mark.django_db
@@ -43,12 +48,25 @@ def form_data(**overrides: Any) -> dict[str, Any]:
     data = {
         "name": "Nightly report",
         "description": "Counts open tickets.",
+        "runs": "code",
         "code": 'print("hi")',
+        "function_name": "",
+        "function_params": "",
+        "schedule_kind": "interval",
+        "time_zone": "UTC",
         "every": "1",
         "unit": "days",
         "anchor": "2026-01-05T09:00",
+        "cron_expression": "",
+        "run_at": "",
         "is_active": "on",
         "timeout_seconds": "",
+        "catch_up": "run_once",
+        "grace_seconds": "",
+        "max_instances": "1",
+        "max_retries": "0",
+        "retry_backoff_seconds": "60",
+        "priority": "0",
     }
     data.update(overrides)
     return data
@@ -358,8 +376,26 @@ INVALID_INPUTS = [
     ({"code": "x = 1\nif x\n    print(x)"}, "code", "Line 2: SyntaxError"),
     ({"code": "data = {}\nsecret = data._hidden"}, "code", 'Line 2: "_hidden"'),
     ({"code": "x = 1\n\ny = x.__class__"}, "code", 'Line 3: "__class__"'),
-    ({"timeout_seconds": "0"}, "timeout_seconds", "greater than or equal to 1"),
-    ({"timeout_seconds": "999999"}, "timeout_seconds", "less than or equal to 86400"),
+    ({"timeout_seconds": "0"}, "timeout_seconds", "from 1 to 86,400"),
+    ({"timeout_seconds": "999999"}, "timeout_seconds", "from 1 to 86,400"),
+    ({"every": "36501", "unit": "days"}, "every", "at most 36,500 for days"),
+    (
+        {"schedule_kind": "cron", "cron_expression": "0 0 31 2 *"},
+        "cron_expression",
+        "The cron expression '0 0 31 2 *' never runs",
+    ),
+    ({"schedule_kind": "cron", "cron_expression": "* * *"}, "cron_expression", "5 fields"),
+    ({"schedule_kind": "cron", "cron_expression": ""}, "cron_expression", "Enter a cron"),
+    ({"time_zone": "Mars/Olympus"}, "time_zone", "Unknown time zone “Mars/Olympus”"),
+    ({"schedule_kind": "once", "run_at": "2020-01-01T09:00"}, "run_at", "in the past"),
+    ({"schedule_kind": "once", "run_at": ""}, "run_at", "Enter the date and time"),
+    ({"max_retries": "-1"}, "max_retries", "Retries must be a whole number from 0 to 20."),
+    ({"max_retries": "99"}, "max_retries", "Retries must be a whole number from 0 to 20."),
+    ({"max_instances": "0"}, "max_instances", "from 1 to 50"),
+    ({"priority": "500"}, "priority", "from -100 to 100"),
+    ({"grace_seconds": "-1"}, "grace_seconds", "The grace period must be"),
+    ({"runs": "function", "function_name": "tests.nope"}, "function_name", "not a registered"),
+    ({"runs": "function", "function_name": ""}, "function_name", "Choose the registered"),
 ]
 
 
@@ -760,3 +796,430 @@ def test_run_now_refuses_while_a_run_is_in_progress(client: Client) -> None:
     assert response["Location"] == reverse("scheduled_tasks:task_detail", args=[task.pk])
     assert "already running" in message_texts(response)[0]
     assert Execution.objects.filter(task=task).count() == 1
+
+
+# --- schedule kinds, zones and registered functions end to end ---------------------------------
+
+
+MONDAY_0900_UTC = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def example(ctx: JobContext, *, days: int, label: str = "tickets") -> str:
+    """Count things older than ``days`` days."""
+    return f"{days} {label}"
+
+
+@pytest.fixture
+def example_function() -> Iterator[registry.RegisteredFunction]:
+    registry.register("tests.example", description="Counts old things.")(example)
+    yield registry.get("tests.example")
+    registry._REGISTRY.pop("tests.example", None)
+
+
+def test_create_form_offers_every_kind_zones_and_advanced_settings(editor_client: Client) -> None:
+    html = editor_client.get(reverse("scheduled_tasks:task_create")).content.decode()
+    for value in ("interval", "cron", "once"):
+        assert f'name="schedule_kind" value="{value}"' in html
+    assert 'data-switch-panel="kind" data-switch-value="cron"' in html
+    assert '<option value="Europe/Madrid">Europe/Madrid</option>' in html
+    assert "Cron syntax" in html
+    assert 'name="cron_expression"' in html
+    assert 'name="run_at"' in html
+    assert 'name="runs" value="function"' in html
+    for name in ("catch_up", "grace_seconds", "max_instances", "max_retries",
+                 "retry_backoff_seconds", "priority", "timeout_seconds"):  # fmt: skip
+        assert f'name="{name}"' in html
+    assert "Advanced" in html
+
+
+def test_create_form_lists_registered_functions_with_signature_and_description(
+    editor_client: Client, example_function: registry.RegisteredFunction
+) -> None:
+    html = editor_client.get(reverse("scheduled_tasks:task_create")).content.decode()
+    assert '<option value="tests.example">' in html
+    assert 'data-function-info="tests.example"' in html
+    assert "tests.example(days, label=&#x27;tickets&#x27;)" in html
+    assert "Counts old things." in html
+    assert "data-defaults=" in html
+
+
+def test_editor_creates_a_cron_task_in_madrid(editor_client: Client) -> None:
+    with time_machine.travel(MONDAY_0900_UTC, tick=False):
+        response = editor_client.post(
+            reverse("scheduled_tasks:task_create"),
+            form_data(
+                schedule_kind="cron",
+                cron_expression="30 8 * * MON-FRI",
+                time_zone="Europe/Madrid",
+                every="",
+                anchor="",
+                max_retries="2",
+                priority="5",
+            ),
+        )
+    assert response.status_code == 302
+    task = ScheduledTask.objects.get()
+    assert (task.schedule_kind, task.cron_expression, task.time_zone) == (
+        "cron",
+        "30 8 * * MON-FRI",
+        "Europe/Madrid",
+    )
+    assert (task.max_retries, task.priority, task.run_at) == (2, 5, None)
+    # 08:30 in Madrid (CET) on Tuesday: Monday's 08:30 was before 10:00 local.
+    assert task.next_run_at == datetime(2026, 1, 6, 7, 30, tzinfo=UTC)
+    detail = editor_client.get(response["Location"]).content.decode()
+    assert "At 08:30 AM, Monday through Friday (Europe/Madrid)" in detail
+    assert "<code>30 8 * * MON-FRI</code>" in detail
+
+
+def test_editor_creates_a_one_off_task(editor_client: Client) -> None:
+    with time_machine.travel(MONDAY_0900_UTC, tick=False):
+        response = editor_client.post(
+            reverse("scheduled_tasks:task_create"),
+            form_data(schedule_kind="once", run_at="2026-01-05T12:00", time_zone="Europe/Madrid"),
+        )
+        assert response.status_code == 302
+        task = ScheduledTask.objects.get()
+        assert task.schedule_kind == "once"
+        assert task.run_at == datetime(2026, 1, 5, 11, 0, tzinfo=UTC)
+        assert task.next_run_at == task.run_at
+        detail = editor_client.get(response["Location"])
+    assert detail.context["upcoming"] == [task.run_at]
+    assert "Once, at 2026-01-05 12:00 (Europe/Madrid)" in detail.content.decode()
+
+
+def test_editor_creates_an_interval_task_in_another_zone(editor_client: Client) -> None:
+    with time_machine.travel(MONDAY_0900_UTC, tick=False):
+        editor_client.post(
+            reverse("scheduled_tasks:task_create"),
+            form_data(unit="days", anchor="2026-01-05T10:30", time_zone="Europe/Madrid"),
+        )
+    task = ScheduledTask.objects.get()
+    assert task.anchor == datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    assert task.next_run_at == task.anchor
+
+
+def test_editor_creates_a_function_task_and_its_page_shows_it(
+    editor_client: Client, example_function: registry.RegisteredFunction
+) -> None:
+    response = editor_client.post(
+        reverse("scheduled_tasks:task_create"),
+        form_data(
+            runs="function", code="", function_name="tests.example", function_params='{"days": 3}'
+        ),
+    )
+    assert response.status_code == 302
+    task = ScheduledTask.objects.get()
+    assert (task.code, task.function_name, task.function_params) == (
+        "",
+        "tests.example",
+        {"days": 3},
+    )
+    html = editor_client.get(response["Location"]).content.decode()
+    assert "Registered function" in html
+    assert "tests.example(days, label=&#x27;tickets&#x27;)" in html
+    assert "Counts old things." in html
+    assert "&quot;days&quot;: 3" in html
+    assert 'aria-label="Task code"' not in html
+
+
+def test_function_parameters_are_checked_against_the_signature(
+    editor_client: Client, example_function: registry.RegisteredFunction
+) -> None:
+    for params, message in [
+        ("{days: 3}", "Invalid JSON at line 1, column 2"),
+        ('{"weeks": 3}', "Tests.example has no parameter 'weeks'"),
+        ("", "Tests.example needs the parameter 'days'."),
+    ]:
+        response = editor_client.post(
+            reverse("scheduled_tasks:task_create"),
+            form_data(runs="function", function_name="tests.example", function_params=params),
+        )
+        errors = response.context["form"].errors["function_params"]
+        assert any(message in e for e in errors), errors
+        # What was typed is shown again, as typed.
+        assert f">\n{escape(params)}</textarea>" in response.content.decode()
+    assert ScheduledTask.objects.count() == 0
+
+
+def test_a_task_whose_function_was_unregistered_says_so(viewer_client: Client) -> None:
+    task = make_task(name="orphan", code="", function_name="tests.gone", function_params={})
+    html = viewer_client.get(
+        reverse("scheduled_tasks:task_detail", args=[task.pk])
+    ).content.decode()
+    assert "not registered" in html
+    assert "tests.gone" in html
+
+
+def test_edit_form_shows_times_in_the_tasks_zone(editor_client: Client) -> None:
+    task = make_task(name="madrid", anchor=T0, time_zone="Europe/Madrid")
+    html = editor_client.get(reverse("scheduled_tasks:task_edit", args=[task.pk])).content.decode()
+    assert 'value="2026-01-05T10:00"' in html
+    assert '<option value="Europe/Madrid" selected>Europe/Madrid</option>' in html
+
+
+def test_editing_a_task_to_cron_keeps_one_schedule(editor_client: Client) -> None:
+    task = make_task(name="digest", every=1, unit="hours")
+    with time_machine.travel(MONDAY_0900_UTC, tick=False):
+        editor_client.post(
+            reverse("scheduled_tasks:task_edit", args=[task.pk]),
+            form_data(name="digest", schedule_kind="cron", cron_expression="0 12 * * *"),
+        )
+    task.refresh_from_db()
+    assert (task.schedule_kind, task.cron_expression, task.run_at) == ("cron", "0 12 * * *", None)
+    assert task.next_run_at == datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+def test_activating_a_past_one_off_is_refused(editor_client: Client) -> None:
+    past = timezone.now() - timedelta(days=1)
+    task = make_task(
+        name="done", schedule_kind="once", run_at=past, is_active=False, next_run_at=None
+    )
+    before = snapshot(task)
+    response = editor_client.post(reverse("scheduled_tasks:task_toggle", args=[task.pk]))
+    assert response.status_code == 302
+    assert snapshot(task) == before
+    assert "was not activated" in message_texts(response)[0]
+
+
+def test_list_shows_each_kind_zone_and_function(viewer_client: Client) -> None:
+    make_task(name="cron", schedule_kind="cron", cron_expression="30 8 * * MON-FRI",
+              time_zone="Europe/Madrid", priority=5)  # fmt: skip
+    make_task(name="once", schedule_kind="once", run_at=T0 + timedelta(days=400))
+    make_task(name="fn", code="", function_name="crm.something", function_params={})
+    html = viewer_client.get(reverse("scheduled_tasks:task_list")).content.decode()
+    assert "At 08:30 AM, Monday through Friday (Europe/Madrid)" in html
+    assert "Cron expression · Europe/Madrid · priority 5" in html
+    assert "Once, at 2027-02-09 09:00 (UTC)" in html
+    assert "runs <code>crm.something</code>" in html
+
+
+def test_list_filters_by_kind(viewer_client: Client) -> None:
+    make_task(name="hourly")
+    make_task(name="cron", schedule_kind="cron", cron_expression="0 9 * * *")
+    page = viewer_client.get(reverse("scheduled_tasks:task_list"), {"kind": "cron"})
+    assert [t.name for t in page.context["page"]] == ["cron"]
+    everything = viewer_client.get(reverse("scheduled_tasks:task_list"), {"kind": "bogus"})
+    assert len(everything.context["page"].object_list) == 2
+
+
+def test_list_query_count_is_constant_with_every_kind(editor_client: Client) -> None:
+    make_task(name="a")
+    one = list_queries(editor_client)
+    for n in range(10):
+        make_task(name=f"cron-{n}", schedule_kind="cron", cron_expression="*/5 * * * *",
+                  time_zone="Europe/Madrid")  # fmt: skip
+        make_task(name=f"once-{n}", schedule_kind="once", run_at=T0 + timedelta(days=n))
+        make_task(name=f"fn-{n}", code="", function_name="x.y", priority=n)
+    assert list_queries(editor_client) == one
+
+
+def test_history_shows_retries_and_skipped_slots(viewer_client: Client) -> None:
+    task = make_task(name="flaky", max_retries=2)
+    first = make_execution(task, status="failed", trigger="schedule", scheduled_for=T0,
+                           started_at=T0, created_at=T0)  # fmt: skip
+    second = make_execution(task, status="failed", trigger="retry", attempt=2, retry_of=first,
+                            started_at=T0 + timedelta(minutes=1),
+                            created_at=T0 + timedelta(minutes=1))  # fmt: skip
+    pending = make_execution(task, status="pending", trigger="retry", attempt=3, retry_of=first,
+                             not_before=T0 + timedelta(minutes=3),
+                             created_at=T0 + timedelta(minutes=2))  # fmt: skip
+    make_execution(task, status="skipped", trigger="schedule", scheduled_for=T0 + timedelta(hours=5),
+                   slots_covered=0, slots_skipped=4, created_at=T0 + timedelta(hours=5))  # fmt: skip
+    response = viewer_client.get(reverse("scheduled_tasks:task_detail", args=[task.pk]))
+    html = response.content.decode()
+    first_url = reverse("scheduled_tasks:execution_detail", args=[first.pk])
+    assert f'attempt 2, retry of <a href="{first_url}">#{first.pk}</a>' in html
+    assert f'attempt 3, retry of <a href="{first_url}">#{first.pk}</a>' in html
+    assert 'class="badge badge-skipped">Skipped<' in html
+    assert "skipped 4 slots" in html
+    assert "not before" in html
+    assert "Pending retries" in html
+    assert [r.pk for r in response.context["pending_retries"]] == [pending.pk]
+    assert second.pk != pending.pk
+
+
+def test_task_page_shows_the_settings(viewer_client: Client) -> None:
+    task = make_task(name="tuned", catch_up="skip", grace_seconds=90, max_instances=3,
+                     max_retries=4, retry_backoff_seconds=30, priority=-2,
+                     time_zone="America/New_York")  # fmt: skip
+    html = viewer_client.get(
+        reverse("scheduled_tasks:task_detail", args=[task.pk])
+    ).content.decode()
+    assert "Skip missed slots, run only the latest; skipped when more than 90 s late" in html
+    assert "at most 3" in html
+    assert "4, first after 30 s, then doubling" in html
+    assert "America/New_York" in html
+    assert " EST)" in html  # upcoming runs also shown in the task's zone
+
+
+def test_task_page_query_count_is_the_same_for_a_function_task_with_retries(
+    viewer_client: Client,
+) -> None:
+    plain = make_task(name="plain")
+    make_execution(plain)
+    fn = make_task(name="fn", code="", function_name="x.y", schedule_kind="cron",
+                   cron_expression="0 9 * * *")  # fmt: skip
+    first = make_execution(fn, status="failed")
+    for attempt in range(2, 6):
+        make_execution(fn, status="pending", trigger="retry", attempt=attempt, retry_of=first,
+                       not_before=T0)  # fmt: skip
+    with CaptureQueriesContext(connection) as small:
+        viewer_client.get(reverse("scheduled_tasks:task_detail", args=[plain.pk]))
+    with CaptureQueriesContext(connection) as large:
+        viewer_client.get(reverse("scheduled_tasks:task_detail", args=[fn.pk]))
+    assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_execution_page_shows_the_attempts_of_a_retried_run(viewer_client: Client) -> None:
+    task = make_task(name="flaky", max_retries=3)
+    first = make_execution(task, status="failed", created_at=T0)
+    second = make_execution(task, status="timeout", trigger="retry", attempt=2, retry_of=first,
+                            created_at=T0 + timedelta(minutes=1))  # fmt: skip
+    third = make_execution(task, status="pending", trigger="retry", attempt=3, retry_of=first,
+                           not_before=T0 + timedelta(minutes=5),
+                           created_at=T0 + timedelta(minutes=2))  # fmt: skip
+    response = viewer_client.get(reverse("scheduled_tasks:execution_detail", args=[second.pk]))
+    html = response.content.decode()
+    assert [a.pk for a in response.context["attempts"]] == [first.pk, second.pk, third.pk]
+    assert "Attempts of this run" in html
+    first_url = reverse("scheduled_tasks:execution_detail", args=[first.pk])
+    assert f'retry of <a href="{first_url}">#{first.pk}</a>' in html
+
+    pending = viewer_client.get(reverse("scheduled_tasks:execution_detail", args=[third.pk]))
+    pending_html = pending.content.decode()
+    assert "http-equiv" not in pending_html  # a retry may wait long: no refresh loop
+    assert "Not before" in pending_html
+    assert "waiting to be retried" in pending_html
+    single = viewer_client.get(
+        reverse("scheduled_tasks:execution_detail", args=[make_execution(task).pk])
+    )
+    assert single.context["attempts"] == []
+
+
+def test_execution_page_of_a_skipped_slot(viewer_client: Client) -> None:
+    task = make_task(name="late", grace_seconds=60)
+    execution = make_execution(task, status="skipped", trigger="schedule", scheduled_for=T0,
+                               slots_covered=0, slots_skipped=3, finished_at=T0)  # fmt: skip
+    html = viewer_client.get(
+        reverse("scheduled_tasks:execution_detail", args=[execution.pk])
+    ).content.decode()
+    assert "Slots skipped" in html
+    assert "past the grace period" in html
+    assert "Not run: the slot was skipped." in html
+
+
+def test_execution_error_of_a_function_task_points_to_its_parameters(
+    viewer_client: Client,
+) -> None:
+    task = make_task(name="fn", code="", function_name="x.y")
+    execution = make_execution(task, status="failed", error="ValueError: nope")
+    html = viewer_client.get(
+        reverse("scheduled_tasks:execution_detail", args=[execution.pk])
+    ).content.decode()
+    assert "The task runs the registered function <code>x.y</code>" in html
+    assert "Line numbers refer" not in html
+
+
+# --- the live preview for every kind -------------------------------------------------------------
+
+
+def preview(client: Client, **params: str) -> tuple[int, dict[str, Any]]:
+    response = client.get(reverse("scheduled_tasks:schedule_preview"), params)
+    return response.status_code, response.json()
+
+
+def test_preview_of_a_cron_schedule_in_its_zone(viewer_client: Client) -> None:
+    with time_machine.travel(MONDAY_0900_UTC, tick=False):
+        status, data = preview(
+            viewer_client,
+            schedule_kind="cron",
+            cron_expression="30 8 * * MON-FRI",
+            time_zone="Europe/Madrid",
+        )
+    assert status == 200
+    assert data["description"] == "At 08:30 AM, Monday through Friday (Europe/Madrid)"
+    assert data["time_zone"] == "Europe/Madrid"
+    assert [r["iso"] for r in data["runs"][:2]] == [
+        "2026-01-06T07:30:00+00:00",
+        "2026-01-07T07:30:00+00:00",
+    ]
+    assert data["runs"][0]["display"] == "Tue 6 Jan 2026, 08:30 CET"
+
+
+def test_preview_of_a_cron_schedule_across_the_spring_change(viewer_client: Client) -> None:
+    with time_machine.travel(datetime(2026, 3, 27, 12, 0, tzinfo=UTC), tick=False):
+        _, data = preview(
+            viewer_client,
+            schedule_kind="cron",
+            cron_expression="30 2 * * *",
+            time_zone="Europe/Madrid",
+        )
+    assert [r["display"] for r in data["runs"][:3]] == [
+        "Sat 28 Mar 2026, 02:30 CET",
+        "Sun 29 Mar 2026, 03:00 CEST",  # 02:30 does not exist: the end of the gap
+        "Mon 30 Mar 2026, 02:30 CEST",
+    ]
+
+
+def test_preview_of_a_one_off(viewer_client: Client) -> None:
+    with time_machine.travel(MONDAY_0900_UTC, tick=False):
+        _, future = preview(
+            viewer_client, schedule_kind="once", run_at="2026-02-01T10:00", time_zone="UTC"
+        )
+        _, past = preview(viewer_client, schedule_kind="once", run_at="2026-01-01T10:00")
+    assert future["description"] == "Once, at 2026-02-01 10:00 (UTC)"
+    assert [r["iso"] for r in future["runs"]] == ["2026-02-01T10:00:00+00:00"]
+    assert future["note"] == ""
+    assert past["runs"] == []
+    assert "This time has passed" in past["note"]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"schedule_kind": "cron", "cron_expression": "0 0 31 2 *"}, "never runs"),
+        ({"schedule_kind": "cron", "cron_expression": ""}, "Cron expression: Enter a cron"),
+        ({"schedule_kind": "once", "run_at": "soon"}, "Run at: Enter a valid date/time."),
+        (
+            {"schedule_kind": "cron", "cron_expression": "* * * * *", "time_zone": "Nowhere/X"},
+            "Time zone: Unknown time zone “Nowhere/X”",
+        ),
+        ({"schedule_kind": "weekly"}, "Schedule: Select a valid choice."),
+    ],
+)
+def test_preview_explains_bad_input_of_every_kind(
+    viewer_client: Client, params: dict[str, str], message: str
+) -> None:
+    status, data = preview(viewer_client, **params)
+    assert status == 400
+    assert data["ok"] is False
+    assert any(message in e for e in data["errors"]), data["errors"]
+
+
+def test_form_page_renders_the_preview_of_a_cron_task(editor_client: Client) -> None:
+    task = make_task(name="cron", schedule_kind="cron", cron_expression="0 9 * * *")
+    html = editor_client.get(reverse("scheduled_tasks:task_edit", args=[task.pk])).content.decode()
+    assert '<p class="preview-description">At 09:00 AM (UTC)</p>' in html
+
+
+# --- error pages ---------------------------------------------------------------------------------
+
+
+def test_permission_errors_and_missing_pages_use_the_app_layout(viewer_client: Client) -> None:
+    forbidden = viewer_client.get(reverse("scheduled_tasks:task_create"))
+    missing = viewer_client.get(reverse("scheduled_tasks:task_detail", args=[999]))
+    nowhere = viewer_client.get("/no/such/page/")
+    assert forbidden.status_code == 403
+    assert missing.status_code == 404
+    assert nowhere.status_code == 404
+    for response, heading in [
+        (forbidden, "You cannot do that"),
+        (missing, "Page not found"),
+        (nowhere, "Page not found"),
+    ]:
+        html = response.content.decode()
+        assert heading in html
+        assert "TicketProo" in html
+        assert "scheduled_tasks/scheduler.css" in html
+        assert reverse("scheduled_tasks:task_list") in html

@@ -124,17 +124,87 @@
     });
   }
 
+  // Radio groups with data-switch="name" show only the panels of the checked value
+  // (data-switch-panel="name" data-switch-value="value"); without the script all panels show.
+  function setUpSwitches(form) {
+    Array.prototype.forEach.call(form.querySelectorAll("[data-switch]"), function (group) {
+      var name = group.getAttribute("data-switch");
+      var panels = form.querySelectorAll('[data-switch-panel="' + name + '"]');
+      var radios = group.querySelectorAll('input[type="radio"]');
+      function apply() {
+        var checked = group.querySelector('input[type="radio"]:checked');
+        var value = checked ? checked.value : radios.length ? radios[0].value : "";
+        Array.prototype.forEach.call(panels, function (panel) {
+          panel.hidden = panel.getAttribute("data-switch-value") !== value;
+        });
+      }
+      Array.prototype.forEach.call(radios, function (radio) {
+        radio.addEventListener("change", apply);
+      });
+      apply();
+    });
+  }
+
+  // The chosen registered function's signature and description; its defaults fill an empty
+  // parameters box.
+  function setUpFunctionPicker(form) {
+    var select = form.elements.namedItem("function_name");
+    var params = form.elements.namedItem("function_params");
+    var infos = form.querySelectorAll("[data-function-info]");
+    if (!select || !infos.length) {
+      return;
+    }
+    function apply(fillDefaults) {
+      var shown = null;
+      Array.prototype.forEach.call(infos, function (info) {
+        var match = info.getAttribute("data-function-info") === select.value;
+        info.hidden = !match;
+        if (match) {
+          shown = info;
+        }
+      });
+      if (fillDefaults && shown && params && !params.value.trim()) {
+        var defaults = shown.getAttribute("data-defaults");
+        if (defaults && defaults !== "{}") {
+          params.value = defaults;
+        }
+      }
+    }
+    select.addEventListener("change", function () {
+      apply(true);
+    });
+    apply(false);
+  }
+
+  var PREVIEW_FIELDS = ["schedule_kind", "time_zone", "every", "unit", "anchor", "cron_expression", "run_at"];
+
   function setUpPreview(form) {
     var url = form.getAttribute("data-preview-url");
     var body = form.querySelector("[data-preview-body]");
-    var every = form.elements.namedItem("every");
-    var unit = form.elements.namedItem("unit");
-    var anchor = form.elements.namedItem("anchor");
-    if (!url || !body || !every || !unit || !anchor) {
+    if (!url || !body) {
       return;
     }
+    var inputs = [];
+    PREVIEW_FIELDS.forEach(function (name) {
+      var element = form.elements.namedItem(name);
+      if (!element) {
+        return;
+      }
+      if (element.length !== undefined && !element.tagName) {
+        Array.prototype.forEach.call(element, function (item) {
+          inputs.push(item);
+        });
+      } else {
+        inputs.push(element);
+      }
+    });
     var timer = null;
     var latest = 0;
+
+    function value(name) {
+      var element = form.elements.namedItem(name);
+      return element ? element.value || "" : "";
+    }
 
     function render(data) {
       body.textContent = "";
@@ -148,23 +218,34 @@
       var description = document.createElement("p");
       description.className = "preview-description";
       description.textContent = data.description;
-      var list = document.createElement("ol");
-      list.className = "preview-runs";
-      data.runs.forEach(function (run) {
-        var item = document.createElement("li");
-        var time = document.createElement("time");
-        time.setAttribute("datetime", run.iso);
-        time.textContent = run.display;
-        item.appendChild(time);
-        list.appendChild(item);
-      });
       body.appendChild(description);
-      body.appendChild(list);
+      if (data.runs.length) {
+        var list = document.createElement("ol");
+        list.className = "preview-runs";
+        data.runs.forEach(function (run) {
+          var item = document.createElement("li");
+          var time = document.createElement("time");
+          time.setAttribute("datetime", run.iso);
+          time.textContent = run.display;
+          item.appendChild(time);
+          list.appendChild(item);
+        });
+        body.appendChild(list);
+      }
+      if (data.note) {
+        var note = document.createElement("p");
+        note.className = "small text-warning";
+        note.textContent = data.note;
+        body.appendChild(note);
+      }
     }
 
     function refresh() {
       var request = ++latest;
-      var query = new URLSearchParams({ every: every.value, unit: unit.value, anchor: anchor.value });
+      var query = new URLSearchParams();
+      PREVIEW_FIELDS.forEach(function (name) {
+        query.set(name, value(name));
+      });
       fetch(url + "?" + query.toString(), { headers: { Accept: "application/json" }, credentials: "same-origin" })
         .then(function (response) {
           return response.json();
@@ -179,7 +260,7 @@
         });
     }
 
-    [every, unit, anchor].forEach(function (input) {
+    inputs.forEach(function (input) {
       input.addEventListener("input", function () {
         window.clearTimeout(timer);
         timer = window.setTimeout(refresh, 300);
@@ -207,6 +288,8 @@
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("textarea.code-input"), setUpCodeEditor);
     Array.prototype.forEach.call(document.querySelectorAll("form.task-form"), function (form) {
+      setUpSwitches(form);
+      setUpFunctionPicker(form);
       setUpPreview(form);
       setUpUnsavedWarning(form);
     });
