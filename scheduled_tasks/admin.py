@@ -13,7 +13,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from scheduled_tasks.forms import EDITED_FIELDS, ScheduledTaskForm, next_whole_minute
+from scheduled_tasks.form_fields import next_whole_minute
+from scheduled_tasks.forms import EDITED_FIELDS, ScheduledTaskForm
 from scheduled_tasks.models import Execution, ScheduledTask
 
 RECENT_EXECUTIONS = 10

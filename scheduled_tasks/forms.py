@@ -8,24 +8,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta, tzinfo
-from functools import cache
+from datetime import UTC, datetime, tzinfo
 from typing import Any
-from zoneinfo import available_timezones
 
 from django import forms
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
-from django.forms.fields import BaseTemporalField
-from django.utils.dateparse import parse_datetime
 from django.utils.text import capfirst
 
 from scheduled_tasks import conf, registry, schedules
+from scheduled_tasks.form_fields import (
+    TimeZoneField,
+    WallClockDateTimeField,
+    next_whole_minute,
+)
 from scheduled_tasks.models import ScheduledTask
-from scheduled_tasks.validation import code_problems
-
-DATETIME_LOCAL_MINUTES = "%Y-%m-%dT%H:%M"
-DATETIME_LOCAL_SECONDS = "%Y-%m-%dT%H:%M:%S"
+from scheduled_tasks.validation import (
+    code_problems,
+    cron_problem,
+    field_limits,
+    json_problem,
+    zone_problem,
+)
 
 Kind = schedules.Kind
 RUNS_CODE = "code"
@@ -42,201 +45,12 @@ ALL_SCHEDULE_FIELDS = ("every", "unit", "anchor", "cron_expression", "run_at")
 CRON_EXAMPLE = "30 8 * * MON-FRI"
 
 
-# --- checks shared with the import (transfer.py) -----------------------------------------------
-
-
-@cache
-def zone_names() -> frozenset[str]:
-    """Every IANA zone this machine knows (empty when it has no time zone database)."""
-    return frozenset(available_timezones())
-
-
-def zone_problem(name: object) -> str | None:
-    """Why ``name`` is not a usable IANA time zone, or None."""
-    if not isinstance(name, str) or not name.strip():
-        return "the time zone is empty; use an IANA name such as Europe/Madrid"
-    known = zone_names()
-    if known and name not in known:
-        return f"unknown time zone {name!r}; use an IANA name such as Europe/Madrid"
-    try:
-        schedules.parse_zone(name)
-    except schedules.ScheduleError:
-        return f"unknown time zone {name!r}; use an IANA name such as Europe/Madrid"
-    return None
-
-
-def cron_problem(expression: str, zone: str | tzinfo) -> str | None:
-    """Why a 5-field cron expression cannot be used, or None.
-
-    An expression whose fields are each fine but whose day can never come (``0 0 31 2 *``,
-    day 31 of February) is refused too, with a message that says so.
-    """
-    try:
-        schedules.CronSchedule.build(expression, zone)
-    except schedules.ScheduleError as exc:
-        message = str(exc)
-        fields = expression.split()
-        if len(fields) == 5 and message.endswith("Bad day-of-month"):
-            relaxed = " ".join([*fields[:3], "*", fields[4]])
-            try:
-                schedules.CronSchedule.build(relaxed, zone)
-            except schedules.ScheduleError:
-                return message
-            return (
-                f"the cron expression {' '.join(fields)!r} never runs: day {fields[2]} of the "
-                f"month never falls in month {fields[3]}"
-            )
-        return message
-    return None
-
-
-def field_limits(name: str) -> tuple[int, int]:
-    """The smallest and largest value the model accepts for an integer field of a task."""
-    field = ScheduledTask._meta.get_field(name)
-    lows = [v.limit_value for v in field.validators if isinstance(v, MinValueValidator)]
-    highs = [v.limit_value for v in field.validators if isinstance(v, MaxValueValidator)]
-    return max(lows), min(highs)  # type: ignore[type-var, return-value]
-
-
-def json_problem(text: str) -> tuple[Any, str | None]:
-    """Parse function parameters typed as JSON: ``(value, None)`` or ``(None, message)``."""
-    if not text.strip():
-        return {}, None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"Invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
-    except RecursionError:
-        return None, "Invalid JSON: nested too deeply."
-    if not isinstance(value, dict):
-        return None, 'The parameters must be a JSON object, such as {"days": 30}.'
-    if contains_nul(value):
-        return None, "The parameters must not contain a NUL character (\\u0000)."
-    return value, None
-
-
-def contains_nul(value: object) -> bool:
-    """Whether a JSON value holds a NUL character (in a key or a string), which PostgreSQL
-    cannot store."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(contains_nul(item) for item in value)
-    return False
-
-
 def sentence(message: str) -> str:
     """A domain message ("unknown unit 'x'") as a sentence for a form ("Unknown unit 'x'.")."""
     message = message.strip()
     if not message:
         return message
     return capfirst(message) + ("" if message.endswith((".", "!", "?")) else ".")
-
-
-# --- widgets and fields --------------------------------------------------------------------------
-
-
-def next_whole_minute(moment: datetime) -> datetime:
-    """``moment`` rounded up to a whole minute (a whole minute stays as it is)."""
-    whole = moment.replace(second=0, microsecond=0)
-    return whole if whole == moment else whole + timedelta(minutes=1)
-
-
-def _has_seconds(value: Any) -> bool:
-    return isinstance(value, datetime) and bool(value.second or value.microsecond)
-
-
-class LocalDateTimeInput(forms.DateTimeInput):
-    """A browser ``datetime-local`` picker."""
-
-    input_type = "datetime-local"
-
-    def format_value(self, value: Any) -> str | None:
-        if isinstance(value, datetime):
-            return value.strftime(
-                DATETIME_LOCAL_SECONDS if _has_seconds(value) else DATETIME_LOCAL_MINUTES
-            )
-        return super().format_value(value)
-
-    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
-        context = super().get_context(name, value, attrs)
-        # The picker's default step is a minute; a stored time with seconds would then fail
-        # the browser's own validation and block the submit.
-        typed_seconds = isinstance(value, str) and value.count(":") > 1
-        if _has_seconds(value) or typed_seconds:
-            context["widget"]["attrs"]["step"] = "1"
-        return context
-
-
-class WallClockDateTimeField(forms.DateTimeField):
-    """A date and time as typed, *not* read in the server's zone: the form resolves the naive
-    value in the task's zone. A value with an explicit offset keeps that instant. Stored
-    instants are shown in ``zone``."""
-
-    widget = LocalDateTimeInput
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.zone: tzinfo | None = None
-
-    def to_python(self, value: Any) -> datetime | None:
-        if value in self.empty_values:
-            return None
-        if isinstance(value, datetime):
-            return value
-        if isinstance(value, date):
-            return datetime(value.year, value.month, value.day)
-        try:
-            result = parse_datetime(str(value).strip())
-        except ValueError:
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
-        if result is None:
-            # The other accepted formats (DATETIME_INPUT_FORMATS), still without a zone.
-            result = BaseTemporalField.to_python(self, value)
-        return result
-
-    def prepare_value(self, value: Any) -> Any:
-        if isinstance(value, datetime) and value.tzinfo is not None and self.zone is not None:
-            return value.astimezone(self.zone).replace(tzinfo=None)
-        return value
-
-    def has_changed(self, initial: Any, data: Any) -> bool:
-        return super().has_changed(self.prepare_value(initial), data)
-
-
-@cache
-def zone_choices() -> list[tuple[str, Any]]:
-    """The IANA zones grouped by region, for a <select> with <optgroup>s."""
-    groups: dict[str, list[tuple[str, str]]] = {}
-    for name in sorted(zone_names()):
-        region = name.split("/", 1)[0] if "/" in name else "Other"
-        groups.setdefault(region, []).append((name, name))
-    return [(region, options) for region, options in sorted(groups.items())]
-
-
-class TimeZoneField(forms.ChoiceField):
-    """An IANA zone picked from a grouped list; empty means the server's ``TIME_ZONE``."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "error_messages",
-            {
-                "invalid_choice": "Unknown time zone “%(value)s”. Pick an IANA zone such as "
-                "Europe/Madrid from the list."
-            },
-        )
-        super().__init__(choices=zone_choices, **kwargs)
-
-    def valid_value(self, value: Any) -> bool:
-        if not zone_names():  # no zone database: accept what zoneinfo can load
-            return zone_problem(value) is None
-        return super().valid_value(value)
-
-    def clean(self, value: Any) -> str:
-        cleaned = super().clean(value)
-        return cleaned or settings.TIME_ZONE
 
 
 def _bounded_int(name: str, what: str, *, required: bool = False) -> forms.IntegerField:

@@ -18,9 +18,14 @@ from django.db import transaction
 from django.utils import timezone as dj_timezone
 
 from scheduled_tasks import registry, schedules
-from scheduled_tasks.forms import contains_nul, cron_problem, field_limits, zone_problem
 from scheduled_tasks.models import ScheduledTask
-from scheduled_tasks.validation import code_problems
+from scheduled_tasks.validation import (
+    code_problems,
+    contains_nul,
+    cron_problem,
+    field_limits,
+    zone_problem,
+)
 
 REQUIRED_KEYS = ("name", "schedule")
 # Exactly one of these says what the task runs.

@@ -125,8 +125,9 @@ def test_inclusive_returns_a_matching_moment_itself():
 @pytest.mark.parametrize(
     ("expr", "fragment"),
     [
-        ("0 0 31 2 *", "Bad day-of-month"),
-        ("0 0 30 2 *", "Bad day-of-month"),
+        ("0 0 31 2 *", "never runs: day 31 of the month never falls in month 2"),
+        ("0 0 30 2 *", "never runs"),
+        ("0 0 32 * *", "Bad day-of-month"),
         ("61 * * * *", "Bad minute"),
         ("* 24 * * *", "Bad hour"),
         ("* * * 13 *", "Bad month"),

@@ -9,15 +9,11 @@ from typing import Any
 import pytest
 
 from scheduled_tasks import registry
-from scheduled_tasks.forms import (
-    LocalDateTimeInput,
-    ScheduledTaskForm,
-    SchedulePreviewForm,
-    cron_problem,
-    next_whole_minute,
-)
+from scheduled_tasks.form_fields import LocalDateTimeInput, next_whole_minute
+from scheduled_tasks.forms import ScheduledTaskForm, SchedulePreviewForm
 from scheduled_tasks.models import ScheduledTask
 from scheduled_tasks.registry import JobContext
+from scheduled_tasks.validation import cron_problem
 from tests.factories import T0, make_task
 
 pytestmark = pytest.mark.django_db

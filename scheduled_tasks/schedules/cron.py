@@ -32,6 +32,14 @@ from scheduled_tasks.schedules.base import (
 _LOOKBACK = timedelta(hours=3)
 
 
+def _valid_on_any_day(fields: list[str]) -> bool:
+    try:
+        CronSim(" ".join([*fields[:3], "*", fields[4]]), datetime(2000, 1, 1))
+    except (CronSimError, ValueError, IndexError, KeyError):
+        return False
+    return True
+
+
 def _offset_changes_near(moment: datetime, tz: tzinfo) -> bool:
     offsets = {(moment + delta).astimezone(tz).utcoffset() for delta in (-_LOOKBACK, _LOOKBACK)}
     return len(offsets | {moment.astimezone(tz).utcoffset()}) > 1
@@ -58,6 +66,12 @@ class CronSchedule:
         try:
             CronSim(normalized, datetime(2000, 1, 1))
         except CronSimError as exc:
+            if str(exc) == "Bad day-of-month" and _valid_on_any_day(fields):
+                # Every field is fine on its own; the day just never comes (0 0 31 2 *).
+                raise ScheduleError(
+                    f"the cron expression {normalized!r} never runs: day {fields[2]} of the "
+                    f"month never falls in month {fields[3]}"
+                ) from None
             raise ScheduleError(f"invalid cron expression {expression!r}: {exc}") from None
         except (ValueError, IndexError, KeyError):
             raise ScheduleError(f"invalid cron expression {expression!r}") from None

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from scheduled_tasks import schedules
-from scheduled_tasks.forms import cron_problem
+from scheduled_tasks.validation import cron_problem
 
 MAX_COUNT = 1000
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
