@@ -101,7 +101,7 @@ def seed(now: datetime, *, admin_password: str | None = None) -> DemoLogin:
             AUTO_CLOSE,
             every=10,
             unit="minutes",
-            anchor=minute,
+            anchor=minute + timedelta(minutes=1),  # first run within a minute of starting
             user=admin,
             now=now,
         )
