@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start TicketProo for a first look: virtualenv, dependencies, SQLite migrations, demo data,
-# the web UI on http://127.0.0.1:8000 and the scheduler running due tasks every minute.
+# and the web UI on http://127.0.0.1:8000 with the scheduler running inside the web process
+# (embedded mode: due tasks start within about a second of their time while it is up).
 # Usage: bash scripts/start.sh [PORT]
 set -euo pipefail
 
@@ -20,19 +21,13 @@ export DEBUG="${DEBUG:-true}"
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py seed_demo
 
-# The scheduler beside the web server: one run_scheduled_tasks per minute, on the minute,
-# exactly as the crontab line would (see scripts/setup_cron.sh for a real server).
-scheduler_loop() {
-  while true; do
-    .venv/bin/python manage.py run_scheduled_tasks >> logs/scheduler.out 2>&1 || true
-    sleep $((60 - 10#$(date +%S)))
-  done
-}
-scheduler_loop &
-SCHEDULER_PID=$!
-trap 'kill "$SCHEDULER_PID" 2>/dev/null || true' EXIT INT TERM
+# The scheduler runs as a background thread of the web server (SCHEDULED_TASKS["EMBEDDED"]),
+# started only in runserver's serving process and kept to one process by a database leader
+# lock. On a real server use the daemon or cron instead (docs/daemon.md, docs/cron.md).
+# SCHEDULED_TASKS_EMBEDDED=false bash scripts/start.sh starts the web UI without it.
+export SCHEDULED_TASKS_EMBEDDED="${SCHEDULED_TASKS_EMBEDDED:-true}"
 
 echo
-echo "TicketProo is starting on http://127.0.0.1:${PORT}/ (scheduler pid ${SCHEDULER_PID})."
+echo "TicketProo is starting on http://127.0.0.1:${PORT}/ (scheduler embedded: ${SCHEDULED_TASKS_EMBEDDED})."
 echo "Scheduler log: logs/scheduled_tasks.log. Stop with Ctrl-C."
-.venv/bin/python manage.py runserver "127.0.0.1:${PORT}"
+exec .venv/bin/python manage.py runserver "127.0.0.1:${PORT}"

@@ -6,3 +6,9 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ticketproo.settings")
 application = get_asgi_application()
+
+# Only a process that serves requests gets here (each uvicorn/daphne worker), never migrate
+# or other commands: the embedded scheduler starts here, if enabled.
+from scheduled_tasks.embedded import start_if_enabled  # noqa: E402  (needs Django set up)
+
+start_if_enabled()

@@ -1,26 +1,38 @@
-"""``manage.py run_scheduled_tasks``: run every due task once (crontab calls this each minute)."""
+"""``manage.py run_scheduled_tasks``: run every due task once (crontab calls this each minute),
+or with ``--daemon`` keep running them as they come due."""
 
 from __future__ import annotations
 
+import argparse
+import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.utils import timezone
 
-from scheduled_tasks import runner
+from scheduled_tasks import conf, runner
+from scheduled_tasks.daemon import DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, Scheduler
 from scheduled_tasks.models import Execution, ScheduledTask
 
 
 def _positive_int(value: str) -> int:
-    import argparse
-
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
+    return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} must be 0 or more")
     return number
 
 
@@ -47,8 +59,41 @@ class Command(BaseCommand):
             metavar="N",
             help="Run this one task now, whatever its schedule (recorded as manual).",
         )
+        parser.add_argument(
+            "--daemon",
+            action="store_true",
+            help="Keep running: wake at the next due time (or every --interval seconds) until "
+            "SIGTERM/SIGINT. Rides out database outages with a backoff.",
+        )
+        parser.add_argument(
+            "--interval",
+            type=_positive_int,
+            metavar="N",
+            help="With --daemon: the longest sleep between two looks at the schedule, in "
+            f"seconds (default: SCHEDULED_TASKS['DAEMON_INTERVAL_SECONDS'], "
+            f"{conf.DEFAULTS['DAEMON_INTERVAL_SECONDS']}).",
+        )
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=_seconds,
+            metavar="S",
+            help="With --daemon: after SIGTERM/SIGINT, how long a run in progress may go on "
+            "before it is killed and recorded as abandoned (default: "
+            f"{DEFAULT_SHUTDOWN_TIMEOUT_SECONDS:g}). A second signal kills it at once.",
+        )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        self._parser = super().create_parser(prog_name, subcommand, **kwargs)
+        return self._parser
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["daemon"]:
+            if options["task_id"] is not None or options["dry_run"]:
+                self._parser.error("--daemon cannot be combined with --task-id or --dry-run")
+            self._daemon(options)
+            return
+        if options["interval"] is not None or options["shutdown_timeout"] is not None:
+            self._parser.error("--interval and --shutdown-timeout only apply with --daemon")
         now = timezone.now()
         try:
             if options["task_id"] is not None:
@@ -59,6 +104,24 @@ class Command(BaseCommand):
                 self._tick(now, verbose=options["verbose"])
         except DatabaseError as exc:
             raise CommandError(f"the database is not available: {exc}", returncode=1) from exc
+
+    def _daemon(self, options: dict[str, Any]) -> None:
+        verbose = options["verbose"]
+        timeout = options["shutdown_timeout"]
+        scheduler = Scheduler(
+            interval=options["interval"],
+            shutdown_timeout=DEFAULT_SHUTDOWN_TIMEOUT_SECONDS if timeout is None else timeout,
+            on_start=self._print_start if verbose else None,
+            on_finish=self._print_execution if verbose else None,
+        )
+        self.stdout.write(
+            f"Scheduler daemon started (pid {os.getpid()}, interval {scheduler.interval:g} s, "
+            f"shutdown timeout {scheduler.shutdown_timeout:g} s); stop it with SIGTERM or Ctrl-C."
+        )
+        self.stdout.flush()
+        with scheduler.signals_handled():
+            scheduler.run()
+        self.stdout.write("Scheduler daemon stopped.")
 
     def _dry_run(self, now: Any) -> None:
         plans = runner.plan(now)

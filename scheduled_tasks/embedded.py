@@ -1,0 +1,231 @@
+"""The scheduler inside the web process (``SCHEDULED_TASKS["EMBEDDED"] = True``).
+
+Started only from ``ticketproo/wsgi.py`` and ``ticketproo/asgi.py``, i.e. only by a process
+that serves requests (runserver's serving child, each gunicorn/uvicorn worker), never by
+``migrate``, the tests or any other management command, and at most once per process.
+
+Every such process runs two daemon threads:
+
+- the *lease keeper* tries every ``ttl / 3`` seconds to take or renew the leader lease (a row
+  in ``SchedulerLease``); of many workers exactly one holds it at a time;
+- while it holds the lease, a *worker* thread runs the same ``Scheduler`` loop as
+  ``run_scheduled_tasks --daemon``. It stops claiming as soon as the lease may have run out by
+  this process's clock (a failed renewal, a database outage), so two leaders never overlap
+  by more than the run one of them has in progress, and claims are exactly-once regardless.
+
+If the leader dies without releasing the lease (``kill -9``), another worker takes over once
+the lease expires: within ``ttl`` plus one polling period (``ttl / 3``). On a clean exit
+(``atexit``, e.g. runserver reloading or gunicorn stopping a worker) the lease is released so
+another process takes over at once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError, InterfaceError, connection, connections
+from django.utils import timezone
+
+from scheduled_tasks import conf, leader
+from scheduled_tasks.claims import runner_identity
+from scheduled_tasks.daemon import Scheduler
+
+__all__ = ["LEASE_NAME", "EmbeddedScheduler", "current", "start", "start_if_enabled", "stop"]
+
+log = logging.getLogger("scheduled_tasks.embedded")
+
+LEASE_NAME = "embedded-scheduler"
+
+_lock = threading.Lock()
+_current: EmbeddedScheduler | None = None
+
+
+def start_if_enabled() -> EmbeddedScheduler | None:
+    """Start the embedded scheduler if the settings ask for it (called by wsgi.py/asgi.py)."""
+    if not conf.get("EMBEDDED"):
+        return None
+    return start()
+
+
+def start(*, ttl: float | None = None, interval: float | None = None) -> EmbeddedScheduler:
+    """Start this process's embedded scheduler, or return the one already running."""
+    global _current
+    with _lock:
+        if _current is not None and _current.alive:
+            return _current
+        _current = EmbeddedScheduler(
+            ttl=ttl or conf.get("LEASE_SECONDS"),
+            interval=interval or conf.get("DAEMON_INTERVAL_SECONDS"),
+        )
+        _current.start()
+        atexit.register(_current.stop)
+        return _current
+
+
+def current() -> EmbeddedScheduler | None:
+    """This process's running embedded scheduler, if any."""
+    with _lock:
+        return _current if _current is not None and _current.alive else None
+
+
+def stop(wait: float = 5.0) -> None:
+    """Stop this process's embedded scheduler (tests, shutdown hooks)."""
+    with _lock:
+        scheduler = _current
+    if scheduler is not None:
+        scheduler.stop(wait)
+
+
+class EmbeddedScheduler:
+    """The lease keeper and the worker it runs while it holds the lease."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float,
+        interval: float,
+        name: str = LEASE_NAME,
+        holder: str | None = None,
+        clock: Callable[[], datetime] = timezone.now,
+        shutdown_wait: float = 5.0,
+    ) -> None:
+        self.name = name
+        self.ttl = float(ttl)
+        self.interval = float(interval)
+        # host:pid identifies the runner of each execution; the suffix keeps two processes
+        # that happen to share a pid (containers, pid reuse) from sharing a lease.
+        self.holder = holder or f"{runner_identity()}:{secrets.token_hex(3)}"
+        self.shutdown_wait = shutdown_wait
+        self._clock = clock
+        self._pid = os.getpid()
+        self._held_until: datetime | None = None
+        self._stopped = threading.Event()
+        self._keeper: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
+        self._scheduler: Scheduler | None = None
+
+    @property
+    def alive(self) -> bool:
+        """True while the lease keeper thread runs in this process (False in a forked child)."""
+        return (
+            self._pid == os.getpid()
+            and self._keeper is not None
+            and self._keeper.is_alive()
+            and not self._stopped.is_set()
+        )
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this process holds the lease, by its own clock (what the worker obeys)."""
+        held_until = self._held_until
+        return held_until is not None and self._clock() < held_until
+
+    def start(self) -> None:
+        self._keeper = threading.Thread(
+            target=self._keep, name="scheduled-tasks-lease", daemon=True
+        )
+        self._keeper.start()
+        log.info("embedded scheduler started (holder %s, lease %g s)", self.holder, self.ttl)
+
+    def stop(self, wait: float | None = None) -> None:
+        """Stop claiming, let the run in progress finish (up to ``wait`` s), release the lease."""
+        if self._pid != os.getpid() or self._stopped.is_set():
+            return  # a forked child must not release its parent's lease
+        if wait is not None:
+            self.shutdown_wait = wait  # how long the keeper waits for the worker's run
+        self._stopped.set()
+        self._stop_worker()
+        if self._keeper is not None and self._keeper is not threading.current_thread():
+            self._keeper.join(self.shutdown_wait + 2.0)
+
+    # -- the lease keeper -------------------------------------------------------------------
+
+    def step(self, now: datetime) -> bool:
+        """One round of the keeper: take or renew the lease, start or stop the worker.
+
+        Returns whether this process leads after the round.
+        """
+        had_it = self._held_until is not None
+        try:
+            if had_it:
+                held = leader.renew(self.name, self.holder, now, self.ttl)
+                if not held:
+                    log.warning("embedded scheduler lost the lease %r (%s)", self.name, self.holder)
+                    held = leader.acquire(self.name, self.holder, now, self.ttl)
+            else:
+                held = leader.acquire(self.name, self.holder, now, self.ttl)
+        except (DatabaseError, InterfaceError) as exc:
+            # Keep what we believe we hold until it runs out by our clock; the worker stops
+            # claiming then. Drop the possibly broken connection for the next round.
+            log.warning("embedded scheduler could not check the lease %r: %s", self.name, exc)
+            with contextlib.suppress(Exception):
+                connection.close()
+            if not self.is_leader:
+                self._held_until = None
+            return self.is_leader
+        if held:
+            # Counted from before the query: what we hold is never longer than the database says.
+            self._held_until = now + timedelta(seconds=self.ttl)
+            if not had_it:
+                log.info("embedded scheduler %s now leads (lease %r)", self.holder, self.name)
+            self._ensure_worker()
+        else:
+            self._held_until = None
+            self._stop_worker()
+        return held
+
+    def _keep(self) -> None:
+        try:
+            while not self._stopped.is_set():
+                try:
+                    self.step(self._clock())
+                except Exception:  # a bug, not an outage: log it, keep the process scheduling
+                    log.exception("embedded scheduler: lease round failed")
+                self._stopped.wait(self.ttl / 3)
+        finally:
+            self._stop_worker()
+            worker = self._worker
+            if worker is not None:
+                worker.join(self.shutdown_wait)
+            if self._held_until is not None:
+                self._held_until = None
+                try:
+                    leader.release(self.name, self.holder)
+                except Exception:
+                    log.exception("could not release the lease %r", self.name)
+            connections.close_all()  # this thread's connections only
+            log.info("embedded scheduler stopped (holder %s)", self.holder)
+
+    # -- the worker -------------------------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        if self._worker is not None and self._worker.is_alive():
+            return
+        scheduler = Scheduler(
+            interval=self.interval,
+            keep_running=lambda: self.is_leader and not self._stopped.is_set(),
+        )
+        self._scheduler = scheduler
+        self._worker = threading.Thread(
+            target=self._work, args=(scheduler,), name="scheduled-tasks-worker", daemon=True
+        )
+        self._worker.start()
+
+    def _stop_worker(self) -> None:
+        scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.stop()
+
+    @staticmethod
+    def _work(scheduler: Scheduler) -> None:
+        try:
+            scheduler.run()
+        finally:
+            connections.close_all()  # this thread's connections only
