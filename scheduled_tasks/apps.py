@@ -8,3 +8,6 @@ class ScheduledTasksConfig(AppConfig):
 
     def ready(self) -> None:
         from scheduled_tasks import checks  # noqa: F401  (registers the system checks)
+        from scheduled_tasks.discovery import autodiscover
+
+        autodiscover()  # registers every app's jobs.py functions

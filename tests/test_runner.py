@@ -145,7 +145,9 @@ def test_abandoned_run_is_reaped_and_the_task_runs_again():
 def test_manual_run_is_recorded_as_manual_and_leaves_the_schedule_alone():
     task = make_task(anchor=T0 + timedelta(days=1))
     before = task.next_run_at
-    execution = runner.run_task_now(task, now=T0, clock=fixed_clock(T0), snippet_executor=FakeExecutor())
+    execution = runner.run_task_now(
+        task, now=T0, clock=fixed_clock(T0), snippet_executor=FakeExecutor()
+    )
     assert execution.trigger == "manual"
     assert execution.scheduled_for is None
     task.refresh_from_db()
