@@ -1,29 +1,43 @@
 """Exactly-once claiming of due work, enforced by the database.
 
-A slot is ``(task, scheduled_for)``. A runner takes it with a compare-and-set on the task's
-``next_run_at`` inside one transaction that also creates the execution row; the unique
-constraint on ``(task, scheduled_for)`` refuses any second record of the same slot. On SQLite
-the transaction is ``BEGIN IMMEDIATE`` (settings), which serialises writers; on PostgreSQL the
-task row is locked with ``FOR UPDATE SKIP LOCKED`` so concurrent runners pass over each other.
+A slot is ``(task, scheduled_for)``. A runner claims due slots in one transaction per batch:
+it locks the task rows (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises
+writers with ``BEGIN IMMEDIATE``), checks that each task still shows the slot it saw and has
+room (``max_instances``), moves ``next_run_at`` to the following slot and creates the execution
+rows. A unique constraint on ``(task, scheduled_for)`` refuses any second record of a slot.
 
-A runner holds a lease on each run and renews it while the run lasts (``renew_lease``); a run
-whose lease ran out belongs to a runner that died and is marked abandoned (``reap_abandoned``).
+A claimed execution is ``pending`` (owned by the runner, under its lease) until the runner
+starts it (``running``). The runner renews the leases of everything it holds while a run
+lasts; the reaper marks a running execution whose lease ran out ``abandoned`` (its runner
+died) and hands a claimed-but-never-started one back to any runner, so no slot is lost.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet
 
 from scheduled_tasks import conf, schedules
 from scheduled_tasks.models import Execution, ScheduledTask
 
+log = logging.getLogger("scheduled_tasks.claims")
+
 Status = Execution.Status
+Clock = Callable[[], datetime]
+
+# Columns a claim reads: never the code or the description.
+_CLAIM_FIELDS = (
+    "id", "name", "is_active", "next_run_at", "schedule_kind", "every", "unit", "anchor",
+    "cron_expression", "run_at", "time_zone", "catch_up", "grace_seconds", "max_instances",
+    "updated_at", "last_run_at", "last_status",
+)  # fmt: skip
 
 
 class TaskBusy(Exception):
@@ -37,8 +51,20 @@ class Claim:
 
     @property
     def runs(self) -> bool:
-        """False when the claim only recorded skipped slots."""
-        return self.execution.status == Status.RUNNING
+        """False when the claim only recorded skipped slots (or a broken schedule)."""
+        return self.execution.status in (Status.PENDING, Status.RUNNING)
+
+
+@dataclass(frozen=True)
+class Slot:
+    task_id: int
+    seen: datetime  # next_run_at as the runner saw it
+
+
+@dataclass
+class BatchResult:
+    claims: list[Claim]
+    busy: list[int]  # task ids at their max_instances
 
 
 def runner_identity() -> str:
@@ -59,17 +85,24 @@ def _locked(queryset: QuerySet[ScheduledTask]) -> QuerySet[ScheduledTask]:
     return queryset
 
 
-def _has_room(task: ScheduledTask, now: datetime) -> bool:
-    return Execution.objects.live(now).filter(task_id=task.pk).count() < task.max_instances
+def _live_counts(task_ids: Iterable[int], now: datetime) -> dict[int, int]:
+    rows = (
+        Execution.objects.live(now)
+        .filter(task_id__in=list(task_ids))
+        .values("task_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["task_id"]: row["n"] for row in rows}
 
 
 @dataclass(frozen=True)
 class CatchUp:
-    """How a claim at ``now`` treats the slots missed since ``seen``."""
+    """How a claim treats the slots missed since the one it saw."""
 
     run: bool
     covered: int
     skipped: int
+    slot: datetime  # the slot the execution records
 
 
 def catch_up_decision(
@@ -77,65 +110,181 @@ def catch_up_decision(
 ) -> CatchUp:
     """Pure policy: run once for all missed slots (default), or skip all but the latest; a
     grace period skips slots that are too late altogether."""
-    missed = max(1, schedules.slots_between(schedule, seen, now))
-    latest = schedules.last_slot_between(schedule, seen, now) or seen
+    count, latest = schedules.missed_slots(schedule, seen, now)
+    missed, latest = max(1, count), latest or seen
     if task.grace_seconds is not None and (now - latest).total_seconds() > task.grace_seconds:
-        return CatchUp(run=False, covered=0, skipped=missed)
+        return CatchUp(run=False, covered=0, skipped=missed, slot=seen)
     if task.catch_up == "skip":
-        return CatchUp(run=True, covered=1, skipped=missed - 1)
-    return CatchUp(run=True, covered=missed, skipped=0)
+        return CatchUp(run=True, covered=1, skipped=missed - 1, slot=latest)
+    return CatchUp(run=True, covered=missed, skipped=0, slot=seen)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A slot's fate, worked out before any lock is taken (it may walk many missed slots)."""
+
+    slot: Slot
+    updated_at: datetime
+    decision: CatchUp | None
+    following: datetime | None
+    problem: str = ""
+
+
+def _plan(task: ScheduledTask, slot: Slot, now: datetime) -> _Plan:
+    try:
+        schedule = task.schedule
+        decision = catch_up_decision(task, schedule, slot.seen, now)
+        following = schedules.next_fire_time(schedule, now)
+    except schedules.ScheduleError as exc:
+        return _Plan(slot, task.updated_at, None, None, problem=str(exc))
+    return _Plan(slot, task.updated_at, decision, following)
+
+
+def claim_slots(
+    slots: list[Slot], clock: Clock, *, runner: str | None = None, start: bool = False
+) -> BatchResult:
+    """Claim due slots in one transaction: executions ``pending`` under this runner's lease
+    (``running`` with ``start``), skipped-slot records, or a record of a broken schedule.
+
+    A slot another runner got first, or whose task changed since it was seen, is left alone.
+    """
+    runner = runner or runner_identity()
+    if not slots:
+        return BatchResult([], [])
+    planned_at = clock()
+    seen_tasks = ScheduledTask.objects.only(*_CLAIM_FIELDS).in_bulk([s.task_id for s in slots])
+    plans = [_plan(seen_tasks[s.task_id], s, planned_at) for s in slots if s.task_id in seen_tasks]
+    result = BatchResult([], [])
+    with transaction.atomic():
+        ids = [p.slot.task_id for p in plans]
+        tasks = _locked(ScheduledTask.objects.only(*_CLAIM_FIELDS).filter(pk__in=ids)).in_bulk()
+        live = _live_counts(tasks, clock())
+        now = clock()  # after the lock and the look at running runs: when the claim is made
+        recorded = set(
+            Execution.objects.filter(
+                trigger=Execution.Trigger.SCHEDULE,
+                task_id__in=list(tasks),
+                scheduled_for__in=[p.slot.seen for p in plans]
+                + [p.decision.slot for p in plans if p.decision],
+            ).values_list("task_id", "scheduled_for")
+        )
+        changed: list[ScheduledTask] = []
+        new: list[tuple[ScheduledTask, Execution]] = []
+        for plan in plans:
+            task = tasks.get(plan.slot.task_id)
+            if (
+                task is None  # locked by another runner, or gone
+                or not task.is_active
+                or task.next_run_at != plan.slot.seen  # claimed by someone else
+                or task.updated_at != plan.updated_at  # edited since we planned
+            ):
+                continue
+            outcome = _apply(task, plan, now, runner, live, recorded, start)
+            if outcome == "busy":
+                result.busy.append(task.pk)
+                continue
+            changed.append(task)
+            if outcome is not None:
+                new.append((task, outcome))
+        if changed:
+            ScheduledTask.objects.bulk_update(
+                changed, ["next_run_at", "is_active", "last_run_at", "last_status"]
+            )
+        if new:
+            Execution.objects.bulk_create([execution for _, execution in new])
+    result.claims = [Claim(execution=e, task=t) for t, e in new]
+    return result
+
+
+def _apply(
+    task: ScheduledTask,
+    plan: _Plan,
+    now: datetime,
+    runner: str,
+    live: dict[int, int],
+    recorded: set[tuple[int, datetime]],
+    start: bool,
+) -> Execution | str | None:
+    """Change ``task`` in memory for its claim; return the execution to create, "busy", or
+    None when the slot only needs moving past."""
+    base = {"task": task, "trigger": Execution.Trigger.SCHEDULE, "created_at": now}
+    if plan.decision is None:
+        # A stored schedule that no longer builds (a zone this server lacks, a row edited by
+        # hand): stop the task, say why, and let every other task go on.
+        log.error("task %s %r deactivated: %s", task.pk, task.name, plan.problem)
+        task.is_active, task.next_run_at, task.last_status = False, None, Status.FAILED
+        return Execution(
+            **base,
+            status=Status.FAILED,
+            scheduled_for=None,
+            finished_at=now,
+            error=f"The task's schedule cannot be evaluated ({plan.problem}); the task was "
+            "deactivated. Fix the schedule and activate it again.",
+        )
+    decision = plan.decision
+    if decision.run and live.get(task.pk, 0) >= task.max_instances:
+        return "busy"
+    task.next_run_at = plan.following
+    if plan.following is None:
+        task.is_active = False  # a one-off (or a cron date that never comes again) is done
+    if (task.pk, decision.slot) in recorded:
+        # Already recorded (the schedule was edited back onto a slot that ran): move past it.
+        log.warning("task %s slot %s was already recorded", task.pk, decision.slot.isoformat())
+        return None
+    if not decision.run:
+        task.last_status = Status.SKIPPED
+        return Execution(
+            **base,
+            status=Status.SKIPPED,
+            scheduled_for=decision.slot,
+            slots_covered=0,
+            slots_skipped=decision.skipped,
+            finished_at=now,
+            runner=runner,
+        )
+    live[task.pk] = live.get(task.pk, 0) + 1
+    task.last_run_at, task.last_status = now, Status.RUNNING
+    return Execution(
+        **base,
+        status=Status.RUNNING if start else Status.PENDING,
+        scheduled_for=decision.slot,
+        slots_covered=decision.covered,
+        slots_skipped=decision.skipped,
+        started_at=now if start else None,
+        lease_expires_at=lease_until(now),
+        runner=runner,
+    )
 
 
 def claim_slot(
     task_id: int, seen_next_run_at: datetime, now: datetime, *, runner: str | None = None
 ) -> Claim | None:
-    """Claim the slot ``seen_next_run_at`` of a task, or None if it is not ours to run.
+    """Claim and start one slot (see :func:`claim_slots`), or None if it is not ours."""
+    result = claim_slots([Slot(task_id, seen_next_run_at)], lambda: now, runner=runner, start=True)
+    return result.claims[0] if result.claims else None
 
-    None also while the task already runs ``max_instances`` times: the slot stays due and runs
-    (collapsed with any later ones) once the task has room.
-    """
-    try:
-        with transaction.atomic():
-            task = (
-                _locked(ScheduledTask.objects.filter(pk=task_id, is_active=True))
-                .filter(next_run_at=seen_next_run_at)
-                .first()
-            )
-            if task is None or not _has_room(task, now):
-                return None
-            schedule = task.schedule
-            decision = catch_up_decision(task, schedule, seen_next_run_at, now)
-            following = schedules.next_fire_time(schedule, now)
-            changes: dict[str, object] = {"next_run_at": following}
-            if following is None:
-                changes["is_active"] = False  # a one-off (or a finished cron) is done
-            if decision.run:
-                changes.update(last_run_at=now, last_status=Status.RUNNING)
-            else:
-                changes.update(last_status=Status.SKIPPED)
-            changed = ScheduledTask.objects.filter(pk=task_id, next_run_at=seen_next_run_at).update(
-                **changes
-            )
-            if changed != 1:
-                return None
-            execution = Execution.objects.create(
-                task=task,
-                status=Status.RUNNING if decision.run else Status.SKIPPED,
-                trigger=Execution.Trigger.SCHEDULE,
-                scheduled_for=seen_next_run_at,
-                slots_covered=decision.covered,
-                slots_skipped=decision.skipped,
-                started_at=now if decision.run else None,
-                finished_at=None if decision.run else now,
-                created_at=now,
-                lease_expires_at=lease_until(now) if decision.run else None,
-                runner=runner or runner_identity(),
-            )
-    except IntegrityError:
-        return None  # the slot was recorded by another runner
-    for field, value in changes.items():
-        setattr(task, field, value)
-    return Claim(execution=execution, task=task)
+
+def start(claim: Claim, now: datetime, *, runner: str | None = None) -> bool:
+    """Begin a claimed run; False if it was handed back meanwhile (our lease had run out)."""
+    execution = claim.execution
+    if execution.status == Status.RUNNING:
+        return True
+    changed = Execution.objects.filter(
+        pk=execution.pk, status=Status.PENDING, runner=execution.runner
+    ).update(status=Status.RUNNING, started_at=now, lease_expires_at=lease_until(now))
+    if changed:
+        execution.status, execution.started_at = Status.RUNNING, now
+    return bool(changed)
+
+
+def release(claims: Iterable[Claim], now: datetime) -> int:
+    """Hand claimed runs that were never started back to any runner (on shutdown)."""
+    ids = [c.execution.pk for c in claims if c.execution.status == Status.PENDING]
+    return _hand_back(Execution.objects.filter(pk__in=ids, status=Status.PENDING), now)
+
+
+def _hand_back(queryset: QuerySet[Execution], now: datetime) -> int:
+    return queryset.update(runner="", lease_expires_at=None, not_before=now)
 
 
 def claim_manual(
@@ -150,7 +299,7 @@ def claim_manual(
         locked = _locked(ScheduledTask.objects.filter(pk=task.pk)).first()
         if locked is None:
             raise TaskBusy(f"Task {task.pk} is being claimed by another runner; try again.")
-        if not _has_room(locked, now):
+        if _live_counts([locked.pk], now).get(locked.pk, 0) >= locked.max_instances:
             raise TaskBusy(f"Task “{locked.name}” is already running; try again when it ends.")
         ScheduledTask.objects.filter(pk=task.pk).update(last_run_at=now, last_status=Status.RUNNING)
         execution = Execution.objects.create(
@@ -165,26 +314,48 @@ def claim_manual(
     return Claim(execution=execution, task=locked)
 
 
-def claim_retry(execution_id: int, now: datetime, *, runner: str | None = None) -> Claim | None:
-    """Start a pending retry whose time has come, or None if someone else took it."""
+def claim_pending(
+    execution_id: int, now: datetime | Clock, *, runner: str | None = None
+) -> Claim | None:
+    """Start a pending execution whose time has come (a retry, or a claim handed back), or
+    None if someone else took it or its task has no room."""
+    clock = now if callable(now) else (lambda: now)
     with transaction.atomic():
         pending = Execution.objects.filter(pk=execution_id, status=Status.PENDING).first()
         if pending is None:
             return None
         task = _locked(ScheduledTask.objects.filter(pk=pending.task_id)).first()
-        if task is None or not _has_room(task, now):
+        if task is None:
             return None
-        changed = Execution.objects.filter(pk=execution_id, status=Status.PENDING).update(
+        checked_at = clock()
+        if not task.is_active and task.schedule_kind != schedules.Kind.ONCE:
+            # Deactivated since: its retries do not run (a one-off deactivates itself, so
+            # its retries still do).
+            Execution.objects.filter(pk=execution_id, status=Status.PENDING).update(
+                status=Status.CANCELLED, finished_at=checked_at, error="The task was deactivated."
+            )
+            return None
+        if _live_counts([task.pk], checked_at).get(task.pk, 0) >= task.max_instances:
+            return None
+        moment = clock()  # after the look at running runs: when the run starts
+        changed = Execution.objects.filter(
+            pk=execution_id, status=Status.PENDING, not_before__lte=moment
+        ).update(
             status=Status.RUNNING,
-            started_at=now,
-            lease_expires_at=lease_until(now),
+            started_at=moment,
+            lease_expires_at=lease_until(moment),
             runner=runner or runner_identity(),
         )
         if changed != 1:
             return None
-        ScheduledTask.objects.filter(pk=task.pk).update(last_run_at=now, last_status=Status.RUNNING)
+        ScheduledTask.objects.filter(pk=task.pk).update(
+            last_run_at=moment, last_status=Status.RUNNING
+        )
     pending.refresh_from_db()
     return Claim(execution=pending, task=task)
+
+
+claim_retry = claim_pending
 
 
 def schedule_retry(execution: Execution, task: ScheduledTask, now: datetime) -> Execution | None:
@@ -206,6 +377,20 @@ def schedule_retry(execution: Execution, task: ScheduledTask, now: datetime) -> 
     )
 
 
+def cancel_retries_of(execution: Execution, now: datetime) -> int:
+    """Cancel the not-yet-started retry that follows ``execution``."""
+    return Execution.objects.filter(
+        retry_of_id=execution.retry_of_id or execution.pk,
+        attempt=execution.attempt + 1,
+        status=Status.PENDING,
+        lease_expires_at__isnull=True,
+    ).update(
+        status=Status.CANCELLED,
+        finished_at=now,
+        error=f"Not needed: execution {execution.pk} completed after all.",
+    )
+
+
 def renew_lease(execution_id: int, now: datetime) -> bool:
     """Extend the lease of a run still in progress; False if it was taken away (reaped)."""
     return bool(
@@ -215,14 +400,26 @@ def renew_lease(execution_id: int, now: datetime) -> bool:
     )
 
 
+def renew_leases(runner: str, now: datetime) -> int:
+    """Extend the leases of everything ``runner`` holds (its run and its claimed queue)."""
+    return Execution.objects.filter(
+        runner=runner, status__in=[Status.PENDING, Status.RUNNING], lease_expires_at__isnull=False
+    ).update(lease_expires_at=lease_until(now))
+
+
 def reap_abandoned(now: datetime) -> int:
-    """Mark running executions whose lease expired (their runner died) as abandoned, and
-    schedule their retries."""
+    """Runs whose lease expired belong to a runner that died: running ones are marked
+    abandoned (and retried per the task), claimed ones never started are handed back."""
     stale = list(Execution.objects.stale(now).select_related("task"))
+    unstarted = [e.pk for e in stale if e.status == Status.PENDING]
+    if unstarted:
+        _hand_back(Execution.objects.filter(pk__in=unstarted, status=Status.PENDING), now)
     reaped = 0
-    for execution in stale:
+    for execution in (e for e in stale if e.status == Status.RUNNING):
         with transaction.atomic():
-            changed = Execution.objects.filter(pk=execution.pk, status=Status.RUNNING).update(
+            changed = Execution.objects.filter(
+                Q(lease_expires_at__lte=now), pk=execution.pk, status=Status.RUNNING
+            ).update(
                 status=Status.ABANDONED,
                 finished_at=now,
                 lease_expires_at=None,

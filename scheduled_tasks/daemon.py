@@ -415,7 +415,8 @@ class Scheduler:
         has running is not running any more. Expire its leases and reap them now."""
         with contextlib.suppress(*DB_ERRORS):
             now = self._clock()
-            Execution.objects.filter(status=Execution.Status.RUNNING, runner=self.runner_id).update(
-                lease_expires_at=now
-            )
+            Execution.objects.filter(
+                status__in=[Execution.Status.PENDING, Execution.Status.RUNNING],
+                runner=self.runner_id,
+            ).update(lease_expires_at=now)
             claims.reap_abandoned(now)

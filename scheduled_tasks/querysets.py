@@ -21,13 +21,16 @@ class ExecutionQuerySet(models.QuerySet):
         return self.filter(status="running")
 
     def live(self, now: datetime) -> ExecutionQuerySet:
-        """Running executions whose runner still holds the lease."""
-        return self.filter(status="running", lease_expires_at__gt=now)
+        """Runs in progress or claimed by a runner that still holds the lease."""
+        return self.filter(status__in=["pending", "running"], lease_expires_at__gt=now)
 
     def due_retries(self, now: datetime) -> ExecutionQuerySet:
-        """Pending retries whose backoff has passed."""
-        return self.filter(status="pending", not_before__lte=now).order_by("not_before", "pk")
+        """Pending runs nobody holds whose time has come: retries past their backoff, and
+        claims a runner handed back."""
+        return self.filter(
+            status="pending", not_before__lte=now, lease_expires_at__isnull=True
+        ).order_by("not_before", "pk")
 
     def stale(self, now: datetime) -> ExecutionQuerySet:
-        """Running executions whose lease expired: their runner died."""
-        return self.filter(status="running", lease_expires_at__lte=now)
+        """Runs in progress or claimed whose lease expired: their runner died."""
+        return self.filter(status__in=["pending", "running"], lease_expires_at__lte=now)

@@ -8,28 +8,37 @@ from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import SnippetResult
 
 
-def finish(execution: Execution, result: SnippetResult, now: datetime) -> Execution:
-    """Store a run's outcome and mirror its status on the task for the list pages."""
-    execution.status = result.status
-    execution.finished_at = now
-    execution.duration_seconds = round(result.duration, 6)
-    execution.output = result.output
-    execution.output_truncated = result.output_truncated
-    execution.error = result.error
-    execution.lease_expires_at = None
-    execution.save(
-        update_fields=[
-            "status",
-            "finished_at",
-            "duration_seconds",
-            "output",
-            "output_truncated",
-            "error",
-            "lease_expires_at",
-        ]
-    )
+def finish(execution: Execution, result: SnippetResult, now: datetime) -> str | None:
+    """Store a run's outcome and mirror its status on the task for the list pages.
+
+    Returns the status the record had: ``"running"``, or ``"abandoned"`` when another runner
+    reaped the run while it went on (its runner was frozen past the lease) — the real outcome
+    then replaces that verdict. None when nothing was written (the run was stopped because it
+    lost its lease: the reaper's verdict stands).
+    """
+    values = {
+        "status": result.status,
+        "finished_at": now,
+        "duration_seconds": round(result.duration, 6),
+        "output": result.output,
+        "output_truncated": result.output_truncated,
+        "error": result.error,
+        "lease_expires_at": None,
+    }
+    previous = None
+    candidates = [Execution.Status.RUNNING]
+    if result.status != Execution.Status.CANCELLED:
+        candidates.append(Execution.Status.ABANDONED)
+    for status in candidates:
+        if Execution.objects.filter(pk=execution.pk, status=status).update(**values):
+            previous = status
+            break
+    if previous is None:
+        return None
+    for field, value in values.items():
+        setattr(execution, field, value)
     # Only the latest run speaks for the task; an older run finishing late must not.
-    newer = Execution.objects.filter(task_id=execution.task_id, created_at__gt=execution.created_at)
-    if not newer.exists():
-        ScheduledTask.objects.filter(pk=execution.task_id).update(last_status=result.status)
-    return execution
+    ScheduledTask.objects.filter(pk=execution.task_id).exclude(
+        executions__created_at__gt=execution.created_at
+    ).update(last_status=result.status)
+    return str(previous)

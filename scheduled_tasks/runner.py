@@ -8,6 +8,7 @@ long tick) and do no printing of their own: callers format the returned reports.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,8 @@ StopCheck = Callable[[], bool]
 
 # How many due items one tick looks at; the rest wait for the next tick.
 TICK_BATCH = 500
+# Slots claimed per transaction: fewer commits per tick, while other runners still find work.
+CLAIM_BATCH = 50
 
 
 @dataclass
@@ -86,14 +89,26 @@ def run_claim(
         execution.slots_covered,
     )
 
+    lost = False
+
     def heartbeat() -> None:
-        if not claims.renew_lease(execution.pk, clock()):
+        nonlocal lost
+        moment = clock()
+        if not claims.renew_lease(execution.pk, moment):
+            lost = True
             log.warning("execution %s lost its lease (reaped as abandoned)", execution.pk)
+        claims.renew_leases(execution.runner, moment)  # the claimed runs waiting behind it
+
+    def cancel() -> str | None:
+        # Another runner reaped this run (we were frozen past the lease): stop it, so the
+        # retry the reaper scheduled is the only one doing the work.
+        return "the run lost its lease to another runner and was stopped" if lost else None
 
     options = {
         "timeout": claims.timeout_for(task),
         "label": f"task-{task.pk}",
         "heartbeat": heartbeat,
+        "cancel": cancel,
     }
     try:
         if task.runs_function:
@@ -106,8 +121,19 @@ def run_claim(
         log.exception("execution %s could not be run", execution.pk)
         result = SnippetResult("failed", "", f"could not start the sandbox: {exc}", 0.0)
     finished_at = clock()
-    records.finish(execution, result, finished_at)
-    retry = claims.schedule_retry(execution, task, finished_at)
+    retry = None
+    previous = records.finish(execution, result, finished_at)
+    if previous == Execution.Status.RUNNING:
+        retry = claims.schedule_retry(execution, task, finished_at)
+    elif previous == Execution.Status.ABANDONED:
+        # Reaped while it went on: the reaper already scheduled any retry; a run that
+        # completed after all makes that retry unnecessary.
+        log.warning("execution %s finished after it was reaped: %s", execution.pk, result.status)
+        if result.ok:
+            claims.cancel_retries_of(execution, finished_at)
+    else:
+        log.warning("execution %s was stopped: it lost its lease to another runner", execution.pk)
+        execution.refresh_from_db()
     error_tail = result.error.strip().splitlines()[-1] if result.error.strip() else ""
     log.log(
         logging.INFO if result.ok else logging.WARNING,
@@ -151,42 +177,64 @@ def tick(
 ) -> TickReport:
     """Run every task due at ``now`` once. A failing snippet never stops the others.
 
-    ``should_stop`` is checked before each claim: once it answers True (SIGTERM), nothing new
-    is claimed and the tick returns after the run in progress.
+    Due slots are claimed in batches (one transaction each) and run one after another;
+    ``should_stop`` is checked before each run: once it answers True (SIGTERM), the run in
+    progress finishes, claimed runs not yet started are handed back and the tick returns.
     """
+    runner = runner or claims.runner_identity()
     report = TickReport(abandoned=claims.reap_abandoned(now))
-    for item in _due_work(now):
+    work = _due_work(now)
+    queue: deque[claims.Claim] = deque()
+    index = 0
+    while index < len(work) or queue:
         if should_stop():
+            claims.release(queue, clock())
             break
-        if item.slot is not None:
-            claim = claims.claim_slot(item.task_id, item.slot, clock(), runner=runner)
-        else:
-            claim = claims.claim_retry(item.retry_id, clock(), runner=runner)  # type: ignore[arg-type]
-        if claim is None:
-            if item.slot is not None:
-                busy = ScheduledTask.objects.filter(pk=item.task_id, next_run_at=item.slot)
-                report.busy.extend(busy[:1])
+        if queue:
+            claim = queue.popleft()
+            if claims.start(claim, clock(), runner=runner):
+                report.executions.append(
+                    run_claim(
+                        claim,
+                        clock=clock,
+                        snippet_executor=snippet_executor,
+                        function_executor=function_executor,
+                        on_start=on_start,
+                        on_finish=on_finish,
+                    )
+                )
             continue
-        if not claim.runs:
-            log.info(
-                "task %s %r: %s missed slot(s) skipped (grace period passed)",
-                claim.task.pk,
-                claim.task.name,
-                claim.execution.slots_skipped,
-            )
-            report.skipped.append(claim.execution)
+        item = work[index]
+        if item.retry_id is not None:
+            index += 1
+            pending = claims.claim_pending(item.retry_id, clock, runner=runner)
+            if pending is not None:
+                queue.append(pending)
             continue
-        report.executions.append(
-            run_claim(
-                claim,
-                clock=clock,
-                snippet_executor=snippet_executor,
-                function_executor=function_executor,
-                on_start=on_start,
-                on_finish=on_finish,
-            )
-        )
+        batch = []
+        while index < len(work) and work[index].slot is not None and len(batch) < CLAIM_BATCH:
+            batch.append(claims.Slot(work[index].task_id, work[index].slot))  # type: ignore[arg-type]
+            index += 1
+        result = claims.claim_slots(batch, clock, runner=runner)
+        report.busy.extend(ScheduledTask.objects.filter(pk__in=result.busy))
+        for claim in result.claims:
+            if claim.runs:
+                queue.append(claim)
+            else:
+                _log_not_run(claim)
+                report.skipped.append(claim.execution)
     return report
+
+
+def _log_not_run(claim: claims.Claim) -> None:
+    execution = claim.execution
+    if execution.status == Execution.Status.SKIPPED:
+        log.info(
+            "task %s %r: %s missed slot(s) skipped (grace period passed)",
+            claim.task.pk,
+            claim.task.name,
+            execution.slots_skipped,
+        )
 
 
 def next_due_at(now: datetime) -> datetime | None:

@@ -271,11 +271,14 @@ def test_stop_during_a_run_lets_it_finish_and_claims_nothing_more():
     executor.scheduler = scheduler
     scheduler.run()
     assert len(executor.calls) == 1
-    execution = Execution.objects.get()
-    assert execution.status == "completed"
+    execution = Execution.objects.get(status="completed")
     assert execution.output == "done\n"
-    # The other two are still due for the next runner.
-    assert ScheduledTask.objects.due(fake.now).count() == 2
+    # The other two were claimed in the same batch but not started: they are handed back,
+    # due for the next runner at once.
+    handed_back = Execution.objects.filter(status="pending")
+    assert handed_back.count() == 2
+    assert set(handed_back.values_list("runner", flat=True)) == {""}
+    assert Execution.objects.due_retries(fake.now).count() == 2
     assert fake.sleeps == []
 
 

@@ -340,14 +340,6 @@ def test_run_of_a_killed_runner_is_reaped_when_its_lease_expires_and_the_task_ru
     assert Execution.objects.filter(task=task).count() == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: the sandbox child of a runner killed with SIGKILL is orphaned and keeps "
-    "running the snippet (until its timeout or CPU limit); once the lease expires the task "
-    "runs again beside it, two runs at once despite max_instances=1. Fix: "
-    "prctl(PR_SET_PDEATHSIG, SIGKILL) in the child (sandbox/isolation.py).",
-)
 def test_sandbox_child_dies_with_its_runner(monkeypatch):
     _, proc, _, child = start_long_run(monkeypatch)
     try:

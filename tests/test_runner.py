@@ -72,8 +72,13 @@ def test_late_start_does_not_shift_the_grid():
 
 def test_long_run_does_not_shift_the_grid():
     task = make_task(every=15, unit="minutes", anchor=T0)
-    moments = iter([T0, T0 + timedelta(minutes=9)])  # claimed at T0, finished 9 min later
-    runner.tick(T0, clock=lambda: next(moments), snippet_executor=FakeExecutor())
+    clock = {"now": T0}
+
+    def nine_minutes(code: str, **options: object) -> SnippetResult:
+        clock["now"] = T0 + timedelta(minutes=9)  # claimed at T0, finished 9 min later
+        return SnippetResult("completed", "", "", 540.0)
+
+    runner.tick(T0, clock=lambda: clock["now"], snippet_executor=nine_minutes)
     task.refresh_from_db()
     assert task.next_run_at == T0 + timedelta(minutes=15)
 

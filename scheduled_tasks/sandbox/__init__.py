@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 Heartbeat = Callable[[], object] | None
+Cancel = Callable[[], str | None] | None
 
 
 def _limits(timeout: float | None) -> Any:
@@ -55,6 +56,7 @@ def run_snippet(
     timeout: float | None = None,
     label: str = "snippet",
     heartbeat: Heartbeat = None,
+    cancel: Cancel = None,
 ) -> SnippetResult:
     """Run ``code`` in a fresh child process and return what happened.
 
@@ -70,6 +72,7 @@ def run_snippet(
         _limits(timeout),
         heartbeat=heartbeat,
         heartbeat_every=conf.get("LEASE_SECONDS") / 3,
+        cancel=cancel,
     )
     return _result(outcome)
 
@@ -82,6 +85,7 @@ def run_function(
     timeout: float | None = None,
     label: str = "job",
     heartbeat: Heartbeat = None,
+    cancel: Cancel = None,
 ) -> SnippetResult:
     """Run the registered function ``name(ctx, **params)`` in an isolated child process."""
     from scheduled_tasks.sandbox.execute import execute_function
@@ -92,5 +96,6 @@ def run_function(
         _limits(timeout),
         heartbeat=heartbeat,
         heartbeat_every=conf.get("LEASE_SECONDS") / 3,
+        cancel=cancel,
     )
     return _result(outcome)

@@ -12,6 +12,7 @@ Wire format from child to parent: frames of ``kind (1 byte) + length (4 bytes) +
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import faulthandler
 import json
 import logging
@@ -174,16 +175,32 @@ def _close_child_connections() -> None:
                 conn.close()
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    # If the runner is killed (kill -9), its run must not go on unseen beside the retry that
+    # another runner will start once the lease expires.
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
 def _child_main(
     write_fd: int,
     limits: Limits,
     target: Callable[[OutputChannel], tuple[str, str]],
+    parent: int,
 ) -> None:
     channel = OutputChannel(write_fd, limits.max_output_bytes)
     try:
+        _die_with_parent(parent)
         faulthandler.disable()  # a crash is reported to the parent, not dumped on its stderr
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # Ctrl-C reaches the whole process group; the parent decides whether the run stops.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         _forget_inherited_connections()
         _limit_statements(limits.timeout)
         _scrub_secrets()
@@ -253,23 +270,27 @@ def run_in_child(
     *,
     heartbeat: Callable[[], object] | None = None,
     heartbeat_every: float = 20.0,
+    cancel: Callable[[], str | None] | None = None,
 ) -> ChildOutcome:
     """Fork, run ``target(channel) -> (status, error)`` in the child, and collect the outcome.
 
     ``heartbeat`` is called in the parent every ``heartbeat_every`` seconds while the child
-    runs (the runner renews its lease there); its errors are logged, never fatal.
+    runs (the runner renews its lease there); its errors are logged, never fatal. ``cancel``
+    is asked on every poll; a reason stops the child and the run ends ``cancelled``.
     """
     read_fd, write_fd = os.pipe()
     started = time.monotonic()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child
         os.close(read_fd)
-        _child_main(write_fd, limits, target)
+        _child_main(write_fd, limits, target, parent)
     os.close(write_fd)
     reader = _Reader(limits.max_output_bytes)
     deadline = started + limits.timeout
     next_beat = started + heartbeat_every
     timed_out = False
+    cancelled: str | None = None
     wait_status: int | None = None
     try:
         while reader.result is None:
@@ -284,6 +305,10 @@ def run_in_child(
                     heartbeat()
                 except Exception:
                     log.exception("heartbeat failed; the run goes on")
+            if cancel is not None:
+                cancelled = cancel()
+                if cancelled:
+                    break
             wait = min(remaining, _POLL_SECONDS, max(next_beat - current, 0.0))
             ready, _, _ = select.select([read_fd], [], [], wait)
             if ready:
@@ -309,6 +334,8 @@ def run_in_child(
     if timed_out:
         error = f"timed out after {limits.timeout:g} s"
         return ChildOutcome("timeout", reader.text(), error, truncated, duration)
+    if cancelled and reader.result is None:
+        return ChildOutcome("cancelled", reader.text(), cancelled, truncated, duration)
     if reader.result is None:
         error = _describe_exit(wait_status, limits)
         return ChildOutcome("failed", reader.text(), error, truncated, duration)

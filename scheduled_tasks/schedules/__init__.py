@@ -53,6 +53,7 @@ __all__ = [
     "fire_time",
     "fire_times",
     "is_imaginary",
+    "missed_slots",
     "next_fire_time",
     "parse_zone",
     "resolve_wall_time",
@@ -126,40 +127,54 @@ def fire_times(schedule: Schedule, after: datetime, count: int) -> list[datetime
     return times
 
 
-# Counting missed slots stops here: after very long downtime of a very frequent schedule the
-# exact number matters less than not spending seconds to count it.
-MAX_COUNTED_SLOTS = 100_000
+# Counting missed slots of a cron schedule stops here: after very long downtime of a very
+# frequent schedule the exact number matters less than not spending seconds to count it.
+MAX_COUNTED_SLOTS = 10_000
 
 
 def slots_between(schedule: Schedule, start: datetime, end: datetime) -> int:
-    """How many runs fall in ``[start, end]`` (used to report slots a late run covers),
-    at most ``MAX_COUNTED_SLOTS``."""
+    """How many runs fall in ``[start, end]`` (for a cron schedule at most
+    ``MAX_COUNTED_SLOTS``)."""
+    return missed_slots(schedule, start, end)[0]
+
+
+def missed_slots(schedule: Schedule, start: datetime, end: datetime) -> tuple[int, datetime | None]:
+    """How many runs fall in ``[start, end]`` and the latest of them, in one pass.
+
+    Interval schedules answer by arithmetic; others count up to ``MAX_COUNTED_SLOTS`` and then
+    look for the latest run near ``end`` instead of walking every slot.
+    """
+    if isinstance(schedule, IntervalSchedule):
+        return schedule.slots_in(start, end)
     end = as_utc(end, "end")
-    count = 0
+    count, last = 0, None
     moment = next_fire_time(schedule, start, inclusive=True)
-    while moment is not None and moment <= end and count < MAX_COUNTED_SLOTS:
-        count += 1
+    while moment is not None and moment <= end:
+        count, last = count + 1, moment
+        if count >= MAX_COUNTED_SLOTS:
+            return count, _latest_before(schedule, last, end)
         moment = next_fire_time(schedule, moment)
-    return count
+    return count, last
+
+
+def _latest_before(schedule: Schedule, known: datetime, end: datetime) -> datetime:
+    """The latest run in ``[known, end]``: look back from ``end`` in growing windows."""
+    window = timedelta(hours=1)
+    while True:
+        start = max(known, end - window)
+        latest = None
+        moment = next_fire_time(schedule, start, inclusive=True)
+        while moment is not None and moment <= end:
+            latest = moment
+            moment = next_fire_time(schedule, moment)
+        if latest is not None or start == known:
+            return latest or known
+        window *= 4
 
 
 def last_slot_between(schedule: Schedule, start: datetime, end: datetime) -> datetime | None:
     """The latest run in ``[start, end]``, or None."""
-    end = as_utc(end, "end")
-    last = None
-    moment = next_fire_time(schedule, start, inclusive=True)
-    steps = 0
-    while moment is not None and moment <= end:
-        last = moment
-        steps += 1
-        if steps >= MAX_COUNTED_SLOTS:
-            # Jump close to the end instead of walking every slot.
-            start = end - (end - last) / 2 if end - last > timedelta(0) else end
-            moment = next_fire_time(schedule, max(start, last))
-            steps = 0
-            continue
-        moment = next_fire_time(schedule, moment)
-    return last
+    return missed_slots(schedule, start, end)[1]
 
 
 def describe(schedule: Schedule) -> str:

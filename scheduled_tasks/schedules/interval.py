@@ -82,6 +82,17 @@ class IntervalSchedule:
     def next_after(self, after: datetime, *, inclusive: bool = False) -> datetime:
         return next_fire_time(self, after, inclusive=inclusive)
 
+    def slots_in(self, start: datetime, end: datetime) -> tuple[int, datetime | None]:
+        """How many runs fall in ``[start, end]`` and the latest, without walking them."""
+        first = _first_index_at_or_after(self, as_utc(start, "start"))
+        end = as_utc(end, "end")
+        if fire_time(self, first) > end:
+            return 0, None
+        last = _first_index_at_or_after(self, end)
+        if fire_time(self, last) > end:
+            last -= 1
+        return last - first + 1, fire_time(self, last)
+
     def describe(self) -> str:
         return describe(self)
 
@@ -144,6 +155,13 @@ def next_fire_time(
         if candidate > after or (inclusive and candidate == after):
             return candidate
         k += 1
+
+
+def _first_index_at_or_after(schedule: IntervalSchedule, moment: datetime) -> int:
+    k = _first_index_estimate(schedule, moment)
+    while fire_time(schedule, k) < moment:
+        k += 1
+    return k
 
 
 _UNIT_SINGULAR = {
