@@ -43,9 +43,10 @@ DEFAULTS: dict[str, Any] = {
     },
     # Days execution history is kept (used by the cleanup job).
     "CLEANUP_DAYS": 30,
-    # Run the scheduler loop inside the web process.
+    # Run the scheduler loop in each web process; a database leader lock lets one process
+    # schedule at a time.
     "EMBEDDED": False,
-    # Seconds between polls of the daemon / embedded loop.
+    # Longest sleep of the daemon / embedded loop; it wakes sooner when work becomes due.
     "DAEMON_INTERVAL_SECONDS": 10,
 }
 

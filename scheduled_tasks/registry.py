@@ -18,6 +18,8 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,10 +115,20 @@ def param_problems(name: str, params: object) -> list[str]:
         return ["parameters must be a JSON object"]
     problems = []
     accepted = registered.parameters
-    for key in params:
+    open_ended = any(
+        p.kind is inspect.Parameter.VAR_KEYWORD
+        for p in inspect.signature(registered.func).parameters.values()
+    )
+    hints = _type_hints(registered.func)
+    for key, value in params.items():
         if key not in accepted:
-            known = ", ".join(accepted) or "none"
-            problems.append(f"{name} has no parameter {key!r} (parameters: {known})")
+            if not open_ended:
+                known = ", ".join(accepted) or "none"
+                problems.append(f"{name} has no parameter {key!r} (parameters: {known})")
+            continue
+        expected = hints.get(key)
+        if expected is not None and not _matches(value, expected):
+            problems.append(f"{name}: {key!r} must be {_describe(expected)}, not {value!r}")
     for key, p in accepted.items():
         if p.default is inspect.Parameter.empty and key not in params:
             problems.append(f"{name} needs the parameter {key!r}")
@@ -125,3 +137,42 @@ def param_problems(name: str, params: object) -> list[str]:
     except (TypeError, ValueError):
         problems.append("parameters must be plain JSON values")
     return problems
+
+
+_JSON_TYPES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
+               list: "a list", dict: "an object", type(None): "null"}  # fmt: skip
+
+
+def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(func)
+    except Exception:  # an annotation we cannot resolve: no type check for it
+        return {}
+
+
+def _options(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (typing.get_origin(annotation) or annotation,)
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    """Whether a JSON value fits a simple annotation (int, float, str, bool, list, dict, unions
+    of those, None); anything fancier is not checked here."""
+    options = _options(annotation)
+    if not all(option in _JSON_TYPES for option in options):
+        return True
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return True
+        if isinstance(value, bool):
+            continue  # JSON true is not a number
+        if option is float and isinstance(value, int | float):
+            return True
+        if option is not float and isinstance(value, option):
+            return True
+    return False
+
+
+def _describe(annotation: Any) -> str:
+    return " or ".join(_JSON_TYPES.get(option, str(option)) for option in _options(annotation))

@@ -667,3 +667,40 @@ def test_a_claim_records_the_moment_it_was_made():
     assert second.trigger == "retry"
     # Claimed only once A had finished, so it cannot have started before A finished.
     assert second.started_at >= first.execution.finished_at
+
+
+# --- parameter types of registered functions -------------------------------------------------
+
+
+@registry.register("tests.engine.typed")
+def typed(ctx: registry.JobContext, *, hours: int | float = 24, label: str = "", on: bool = False):
+    return None
+
+
+@registry.register("tests.engine.open_ended")
+def open_ended(ctx: registry.JobContext, **options: object):
+    return options
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"hours": 3}, None),
+        ({"hours": 2.5}, None),
+        ({"hours": "24"}, "'hours' must be a whole number or a number, not '24'"),
+        ({"hours": True}, "'hours' must be a whole number or a number, not True"),
+        ({"label": 5}, "'label' must be a string, not 5"),
+        ({"on": 1}, "'on' must be true or false, not 1"),
+        ({"nope": 1}, "has no parameter 'nope'"),
+    ],
+)
+def test_function_parameters_are_checked_against_their_annotations(params, problem):
+    problems = registry.param_problems("tests.engine.typed", params)
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problem in problems[0]
+
+
+def test_a_function_taking_keyword_arguments_accepts_any_parameter():
+    assert registry.param_problems("tests.engine.open_ended", {"anything": [1, 2]}) == []

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from scheduled_tasks.jobs import install_builtin_tasks
 from scheduled_tasks.models import ScheduledTask
 from ticketproo.crm.models import Company, Contact, Ticket
 
@@ -105,6 +106,7 @@ def seed(now: datetime, *, admin_password: str | None = None) -> DemoLogin:
             user=admin,
             now=now,
         )
+        install_builtin_tasks(now)
     return DemoLogin("admin", password)
 
 
