@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._setup import machine, setup_django, summary, write_section  # noqa: E402
+from bench._setup import machine, setup_django, summary, write_section
 
 CODE = "total = 0\nfor i in range(10):\n    total += i\nprint(total)\n"
 

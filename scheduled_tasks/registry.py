@@ -113,6 +113,10 @@ def param_problems(name: str, params: object) -> list[str]:
         return [str(exc)]
     if not isinstance(params, dict):
         return ["parameters must be a JSON object"]
+    try:
+        json.dumps(params)
+    except (TypeError, ValueError):
+        return ["parameters must be plain JSON values"]
     problems = []
     accepted = registered.parameters
     open_ended = any(
@@ -132,10 +136,6 @@ def param_problems(name: str, params: object) -> list[str]:
     for key, p in accepted.items():
         if p.default is inspect.Parameter.empty and key not in params:
             problems.append(f"{name} needs the parameter {key!r}")
-    try:
-        json.dumps(params)
-    except (TypeError, ValueError):
-        problems.append("parameters must be plain JSON values")
     return problems
 
 
