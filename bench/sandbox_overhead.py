@@ -53,17 +53,32 @@ def main() -> None:
     s, p = summary(sandbox_ms), summary(plain_ms)
     verdict_latency = "meets" if s["median"] <= 15 else "MISSES"
     verdict_rate = "meets" if per_second >= 100 else "MISSES"
-    body = f"""Trivial snippet (a 10-step loop and a print), {args.runs} runs each, one core pinned,
-{machine()}, {date.today().isoformat()}. Command: `python bench/sandbox_overhead.py`.
 
-| path | median | p95 | p99 | min |
-| --- | --- | --- | --- | --- |
-| `run_snippet()` (RestrictedPython compile, namespace, fork, limits, pipe, wait) | {s["median"]:.2f} ms | {s["p95"]:.2f} ms | {s["p99"]:.2f} ms | {s["min"]:.2f} ms |
-| plain in-process `exec` of precompiled code | {p["median"]:.4f} ms | {p["p95"]:.4f} ms | {p["p99"]:.4f} ms | {p["min"]:.4f} ms |
+    def row(name: str, stats: dict[str, float], digits: int) -> str:
+        cells = " | ".join(f"{stats[k]:.{digits}f} ms" for k in ("median", "p95", "p99", "min"))
+        return f"| {name} | {cells} |"
 
-Sequential throughput through the sandbox: **{per_second:.0f} executions/s** on one core.
-Targets: at most 15 ms per execution ({verdict_latency}), at least 100 per second ({verdict_rate}).
-"""
+    body = "\n".join(
+        [
+            f"Trivial snippet (a 10-step loop and a print), {args.runs} runs each, one core "
+            f"pinned, {machine()}, {date.today().isoformat()}. "
+            "Command: `python bench/sandbox_overhead.py`.",
+            "",
+            "| path | median | p95 | p99 | min |",
+            "| --- | --- | --- | --- | --- |",
+            row(
+                "`run_snippet()` (RestrictedPython compile, namespace, fork, limits, pipe, wait)",
+                s,
+                2,
+            ),
+            row("plain in-process `exec` of precompiled code", p, 4),
+            "",
+            f"Sequential throughput through the sandbox: **{per_second:.0f} executions/s** on "
+            "one core.",
+            f"Targets: at most 15 ms per execution ({verdict_latency}), at least 100 per second "
+            f"({verdict_rate}).",
+        ]
+    )
     print(body)
     if not args.no_write:
         write_section("Sandbox overhead", body)
