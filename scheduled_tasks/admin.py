@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString
 
 from scheduled_tasks.form_fields import next_whole_minute
 from scheduled_tasks.forms import EDITED_FIELDS, ScheduledTaskForm
-from scheduled_tasks.models import Execution, ScheduledTask
+from scheduled_tasks.models import RUN_SETTINGS, Execution, ScheduledTask
 
 RECENT_EXECUTIONS = 10
 
@@ -93,15 +93,7 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
             "Advanced",
             {
                 "classes": ["collapse"],
-                "fields": [
-                    "timeout_seconds",
-                    "catch_up",
-                    "grace_seconds",
-                    "max_instances",
-                    "max_retries",
-                    "retry_backoff_seconds",
-                    "priority",
-                ],
+                "fields": list(RUN_SETTINGS),
             },
         ),
         (

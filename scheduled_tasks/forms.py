@@ -21,7 +21,7 @@ from scheduled_tasks.form_fields import (
     WallClockDateTimeField,
     next_whole_minute,
 )
-from scheduled_tasks.models import ScheduledTask
+from scheduled_tasks.models import RUN_SETTINGS, ScheduledTask
 from scheduled_tasks.validation import (
     code_problems,
     cron_problem,
@@ -297,13 +297,7 @@ class ScheduledTaskForm(ScheduleForm, forms.ModelForm):  # type: ignore[misc]
             "run_at",
             "time_zone",
             "is_active",
-            "timeout_seconds",
-            "catch_up",
-            "grace_seconds",
-            "max_instances",
-            "max_retries",
-            "retry_backoff_seconds",
-            "priority",
+            *RUN_SETTINGS,
         ]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),

@@ -26,6 +26,19 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(str(exc)) from None
 
 
+# How a task runs, beside what and when: the form's "Advanced" part, the admin's collapsed
+# section and the optional keys of the import format.
+RUN_SETTINGS = (
+    "timeout_seconds",
+    "catch_up",
+    "grace_seconds",
+    "max_instances",
+    "max_retries",
+    "retry_backoff_seconds",
+    "priority",
+)
+
+
 class ScheduledTask(models.Model):
     name = models.CharField(
         "name", max_length=200, unique=True, help_text="A unique, human-readable name."

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone as dj_timezone
 
 from scheduled_tasks import registry, schedules
-from scheduled_tasks.models import ScheduledTask
+from scheduled_tasks.models import RUN_SETTINGS, ScheduledTask
 from scheduled_tasks.validation import (
     code_problems,
     contains_nul,
@@ -30,15 +30,7 @@ from scheduled_tasks.validation import (
 REQUIRED_KEYS = ("name", "schedule")
 # Exactly one of these says what the task runs.
 WHAT_KEYS = ("code", "function")
-SETTING_KEYS = (
-    "timeout_seconds",
-    "catch_up",
-    "grace_seconds",
-    "max_instances",
-    "max_retries",
-    "retry_backoff_seconds",
-    "priority",
-)
+SETTING_KEYS = RUN_SETTINGS
 OPTIONAL_KEYS = ("description", "time_zone", "active", *SETTING_KEYS)
 KNOWN_KEYS = frozenset((*REQUIRED_KEYS, *WHAT_KEYS, *OPTIONAL_KEYS))
 SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {

@@ -28,41 +28,11 @@ script_dir="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 project_dir="$(dirname -- "$script_dir")"
 setup="$script_dir/setup_cron.sh"
 
-if [[ ! -f $project_dir/manage.py ]]; then
-    printf '%s: error: no manage.py in %s; run this script from its place in the project.\n' \
-        "$PROG" "$project_dir" >&2
-    exit 2
-fi
-
-python=""
-if [[ -n ${VIRTUAL_ENV:-} ]]; then
-    if [[ -x $VIRTUAL_ENV/bin/python ]]; then
-        python="$VIRTUAL_ENV/bin/python"
-        source="the active virtualenv (\$VIRTUAL_ENV)"
-    else
-        printf '%s: warning: VIRTUAL_ENV is set but %s is missing; ignoring it.\n' \
-            "$PROG" "$VIRTUAL_ENV/bin/python" >&2
-    fi
-fi
-if [[ -z $python ]]; then
-    for venv in .venv venv; do
-        if [[ -x $project_dir/$venv/bin/python ]]; then
-            python="$project_dir/$venv/bin/python"
-            source="the project's virtualenv ($venv)"
-            break
-        fi
-    done
-fi
-if [[ -z $python ]]; then
-    if ! python="$(command -v python3)"; then
-        printf '%s: error: no virtualenv found and python3 is not on PATH.\n' "$PROG" >&2
-        exit 2
-    fi
-    source="python3 from PATH (no virtualenv found)"
-fi
+# shellcheck source=scripts/find_python.sh
+source "$script_dir/find_python.sh"
 
 echo "Project directory: $project_dir"
-echo "Python: $python  [$source]"
+echo "Python: $python  [$python_source]"
 
 mkdir -p -- "$project_dir/logs"
 

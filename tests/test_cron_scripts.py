@@ -799,7 +799,7 @@ def make_quick_project(path: Path) -> Path:
     """A project with its own copy of the scripts, so they detect it as theirs."""
     project = make_project(path)
     (project / "scripts").mkdir()
-    for script in (SETUP, QUICK):
+    for script in (SETUP, QUICK, ROOT / "scripts" / "find_python.sh"):
         shutil.copy2(script, project / "scripts" / script.name)
     return project
 

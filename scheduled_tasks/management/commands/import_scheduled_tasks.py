@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -13,25 +11,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from scheduled_tasks import transfer
+from scheduled_tasks.management.sources import read_source
 
 
 def _read(source: str) -> str:
-    if source == "-":
-        return sys.stdin.read()
-    path = Path(source)
-    try:
-        # utf-8-sig: files saved by some Windows editors start with a byte-order mark.
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise CommandError(f"cannot read {source}: no such file", returncode=1) from None
-    except IsADirectoryError:
-        raise CommandError(f"cannot read {source}: it is a directory", returncode=1) from None
-    except UnicodeDecodeError as exc:
-        raise CommandError(
-            f"cannot read {source}: not UTF-8 text (byte {exc.start})", returncode=1
-        ) from None
-    except OSError as exc:
-        raise CommandError(f"cannot read {source}: {exc.strerror or exc}", returncode=1) from None
+    return read_source(source, returncode=1)
 
 
 def _parse(text: str, label: str) -> object:

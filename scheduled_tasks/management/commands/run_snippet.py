@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from scheduled_tasks.management.sources import read_source
 from scheduled_tasks.sandbox import run_snippet
 
 
@@ -52,12 +52,4 @@ class Command(BaseCommand):
             sys.exit(1)
 
     def _read(self, name: str) -> str:
-        if name == "-":
-            return sys.stdin.read()
-        path = Path(name)
-        try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise CommandError(f"no such file: {name}", returncode=2) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"cannot read {name}: {exc}", returncode=2) from None
+        return read_source(name, returncode=2)
