@@ -42,3 +42,22 @@ def finish(execution: Execution, result: SnippetResult, now: datetime) -> str | 
         executions__created_at__gt=execution.created_at
     ).update(last_status=result.status)
     return str(previous)
+
+
+def record_test_run(
+    task: ScheduledTask, result: SnippetResult, started: datetime, finished: datetime
+) -> Execution:
+    """Keep a test run of edited (maybe unsaved) code in the task's history; the schedule and
+    the task's last status are left alone."""
+    return Execution.objects.create(
+        task=task,
+        status=result.status,
+        trigger=Execution.Trigger.TEST,
+        started_at=started,
+        finished_at=finished,
+        created_at=started,
+        duration_seconds=round(result.duration, 6),
+        output=result.output,
+        output_truncated=result.output_truncated,
+        error=result.error,
+    )

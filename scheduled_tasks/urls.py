@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.task_list, name="task_list"),
     path("new/", views.task_create, name="task_create"),
     path("schedule-preview/", views.schedule_preview, name="schedule_preview"),
+    path("test-run/", views.test_run, name="test_run"),
     path("<int:pk>/", views.task_detail, name="task_detail"),
     path("<int:pk>/edit/", views.task_edit, name="task_edit"),
     path("<int:pk>/toggle/", views.task_toggle, name="task_toggle"),

@@ -285,12 +285,73 @@
     });
   }
 
+  function setUpTestRun(form) {
+    var box = form.querySelector("[data-test-run-url]");
+    if (!box) return;
+    var button = box.querySelector("[data-test-run]");
+    var result = box.querySelector(".test-run-result");
+    var statusEl = box.querySelector("[data-test-run-status]");
+    var metaEl = box.querySelector("[data-test-run-meta]");
+    var outputEl = box.querySelector("[data-test-run-output]");
+    var errorEl = box.querySelector("[data-test-run-error]");
+
+    function show(status, label, meta, output, error) {
+      result.hidden = false;
+      statusEl.className = "badge badge-" + status;
+      statusEl.textContent = label;
+      metaEl.textContent = meta;
+      outputEl.textContent = output;
+      outputEl.hidden = !output;
+      errorEl.textContent = error;
+      errorEl.hidden = !error;
+    }
+
+    button.addEventListener("click", function () {
+      var body = new FormData();
+      body.append("code", form.elements.code ? form.elements.code.value : "");
+      body.append("csrfmiddlewaretoken", form.elements.csrfmiddlewaretoken.value);
+      if (box.dataset.task) body.append("task", box.dataset.task);
+      button.disabled = true;
+      button.textContent = "Running…";
+      fetch(box.dataset.testRunUrl, { method: "POST", body: body, credentials: "same-origin" })
+        .then(function (response) {
+          return response.json().then(function (data) {
+            return { ok: response.ok, data: data };
+          });
+        })
+        .then(function (answer) {
+          var data = answer.data;
+          if (!answer.ok) {
+            show("failed", "Refused", "", "", (data.errors || ["The code was refused."]).join("\n"));
+            return;
+          }
+          var meta = data.duration + " s" + (data.output_truncated ? " · output truncated" : "");
+          show(data.status, data.status_label, meta, data.output, data.error);
+          if (data.execution_url) {
+            var link = document.createElement("a");
+            link.href = data.execution_url;
+            link.textContent = "open the record";
+            metaEl.appendChild(document.createTextNode(" · "));
+            metaEl.appendChild(link);
+          }
+        })
+        .catch(function () {
+          show("failed", "Error", "", "", "The test run could not be started.");
+        })
+        .then(function () {
+          button.disabled = false;
+          button.textContent = "Test run";
+        });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("textarea.code-input"), setUpCodeEditor);
     Array.prototype.forEach.call(document.querySelectorAll("form.task-form"), function (form) {
       setUpSwitches(form);
       setUpFunctionPicker(form);
       setUpPreview(form);
+      setUpTestRun(form);
       setUpUnsavedWarning(form);
     });
   });
