@@ -34,12 +34,12 @@ DEFAULTS: dict[str, Any] = {
         "Contact": {"model": "crm.Contact"},
         "Company": {"model": "crm.Company"},
         # Query helpers that check their field names like every other lookup.
-        "Q": "scheduled_tasks.sandbox.orm.Q",
-        "Count": "scheduled_tasks.sandbox.orm.Count",
-        "Sum": "scheduled_tasks.sandbox.orm.Sum",
-        "Avg": "scheduled_tasks.sandbox.orm.Avg",
-        "Min": "scheduled_tasks.sandbox.orm.Min",
-        "Max": "scheduled_tasks.sandbox.orm.Max",
+        "Q": "scheduled_tasks.sandbox.expressions.Q",
+        "Count": "scheduled_tasks.sandbox.expressions.Count",
+        "Sum": "scheduled_tasks.sandbox.expressions.Sum",
+        "Avg": "scheduled_tasks.sandbox.expressions.Avg",
+        "Min": "scheduled_tasks.sandbox.expressions.Min",
+        "Max": "scheduled_tasks.sandbox.expressions.Max",
     },
     # Days execution history is kept (used by the cleanup job).
     "CLEANUP_DAYS": 30,

@@ -19,6 +19,7 @@ from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
+from scheduled_tasks.sandbox.expressions import aggregate_kwargs, require_q
 from scheduled_tasks.sandbox.policy import SandboxViolation
 
 # Lookups and transforms a snippet may put after a field name in filter()/exclude().
@@ -49,100 +50,6 @@ _QUERYSET_METHODS = frozenset(
         "get_or_create", "aggregate", "annotate",
     }
 )  # fmt: skip
-
-
-class Q:
-    """``Q(status="open") | Q(status="resolved")`` for snippets; checked when it is used."""
-
-    __slots__ = ("_q",)
-
-    def __init__(self, **lookups: Any) -> None:
-        if any(key.startswith("_") for key in lookups):
-            raise SandboxViolation("Q() takes field lookups only")
-        self._q = models.Q(**lookups)
-
-    @classmethod
-    def _of(cls, q: models.Q) -> Q:
-        obj = cls.__new__(cls)
-        obj._q = q
-        return obj
-
-    def __and__(self, other: Q) -> Q:
-        return Q._of(self._q & _require_q(other)._q)
-
-    def __or__(self, other: Q) -> Q:
-        return Q._of(self._q | _require_q(other)._q)
-
-    def __xor__(self, other: Q) -> Q:
-        return Q._of(self._q ^ _require_q(other)._q)
-
-    def __invert__(self) -> Q:
-        return Q._of(~self._q)
-
-    def __repr__(self) -> str:
-        return repr(self._q)
-
-
-def _require_q(value: Any) -> Q:
-    if not isinstance(value, Q):
-        raise SandboxViolation("Q objects combine only with other Q objects")
-    return value
-
-
-class _Aggregate:
-    """``Count("id")``, ``Sum("amount", distinct=True)``...: a field name checked on use."""
-
-    __slots__ = ("_distinct", "_field")
-    _function: type[models.Aggregate] = models.Aggregate
-
-    def __init__(self, field: str, *, distinct: bool = False) -> None:
-        if not isinstance(field, str):
-            raise SandboxViolation("aggregates take a field name")
-        self._field = field
-        self._distinct = bool(distinct)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._field!r})"
-
-
-class Count(_Aggregate):
-    __slots__ = ()
-    _function = models.Count
-
-
-class Sum(_Aggregate):
-    __slots__ = ()
-    _function = models.Sum
-
-
-class Avg(_Aggregate):
-    __slots__ = ()
-    _function = models.Avg
-
-
-class Min(_Aggregate):
-    __slots__ = ()
-    _function = models.Min
-
-
-class Max(_Aggregate):
-    __slots__ = ()
-    _function = models.Max
-
-
-def _aggregate_kwargs(
-    checker: _Checker, spec: ModelSpec, args: Any, kwargs: Any
-) -> dict[str, models.Aggregate]:
-    named: dict[str, models.Aggregate] = {}
-    for alias, agg in [(None, a) for a in args] + list(kwargs.items()):
-        if not isinstance(agg, _Aggregate):
-            raise SandboxViolation("only Count, Sum, Avg, Min and Max can be aggregated")
-        checker.path(spec, agg._field, lookups=False)
-        name = alias or f"{agg._field}__{type(agg).__name__.lower()}"
-        if not isinstance(name, str) or name.startswith("_"):
-            raise SandboxViolation(f"invalid aggregate name {name!r}")
-        named[name] = agg._function(agg._field, distinct=agg._distinct)
-    return named
 
 
 @dataclass(frozen=True)
@@ -327,7 +234,7 @@ class QuerySetProxy:
         return self._checker.kwargs(self._spec, kwargs, lookups=True)
 
     def _q_args(self, args: tuple[Any, ...]) -> list[models.Q]:
-        return [self._checker.q(self._spec, _require_q(arg)._q) for arg in args]
+        return [self._checker.q(self._spec, require_q(arg)._q) for arg in args]
 
     # chainable
     def all(self) -> QuerySetProxy:
@@ -392,14 +299,14 @@ class QuerySetProxy:
         return self._qs.count()
 
     def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._qs.aggregate(**_aggregate_kwargs(self._checker, self._spec, args, kwargs))
+        return self._qs.aggregate(**aggregate_kwargs(self._checker, self._spec, args, kwargs))
 
     def annotate(self, *args: Any, **kwargs: Any) -> QuerySetProxy:
         # Only on values()/values_list() rows, where the result is plain data: model objects
         # with extra attributes would step outside the field allowlist.
         if not self._plain:
             raise SandboxViolation("annotate() is available after values() only")
-        named = _aggregate_kwargs(self._checker, self._spec, args, kwargs)
+        named = aggregate_kwargs(self._checker, self._spec, args, kwargs)
         return self._wrap(self._qs.annotate(**named))
 
     def exists(self) -> bool:
