@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import sys
 import types
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -706,13 +705,13 @@ def test_schedule_preview_explains_bad_input(viewer_client: Client) -> None:
 
 @pytest.fixture
 def fake_runner(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
-    """A stand-in for scheduled_tasks.runner, to test the view's handling in isolation."""
+    """A stand-in for the runner, to test the view's handling in isolation."""
+    from scheduled_tasks import run_views
 
     class TaskBusy(Exception):
         pass
 
-    module = types.ModuleType("scheduled_tasks.runner")
-    state = types.SimpleNamespace(calls=[], module=module, busy=None)
+    state = types.SimpleNamespace(calls=[], busy=None)
 
     def run_task_now(task: ScheduledTask, *, now: Any, trigger: str) -> Execution:
         state.calls.append((task.pk, now, trigger))
@@ -722,9 +721,8 @@ def fake_runner(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
             task, status="failed", trigger=trigger, duration_seconds=0.25, error="Line 1: boom"
         )
 
-    module.TaskBusy = TaskBusy  # type: ignore[attr-defined]
-    module.run_task_now = run_task_now  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "scheduled_tasks.runner", module)
+    monkeypatch.setattr(run_views, "TaskBusy", TaskBusy)
+    monkeypatch.setattr(run_views, "run_task_now", run_task_now)
     return state
 
 
