@@ -4,7 +4,8 @@ import os
 
 
 def env_str(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+    """The variable's value; unset or empty means ``default``."""
+    return os.environ.get(name) or default
 
 
 def env_bool(name: str, default: bool) -> bool:
