@@ -61,3 +61,32 @@ def make_company(name: str = "Acme") -> Company:
 
 def make_contact(company: Company, name: str = "Ada") -> Contact:
     return Contact.objects.create(company=company, name=name, email="ada@example.com")
+
+
+def task_form_data(**overrides: Any) -> dict[str, Any]:
+    """POST data of a valid task form (web pages and admin): an hourly code task."""
+    values: dict[str, Any] = {
+        "name": "digest",
+        "description": "",
+        "runs": "code",
+        "code": "print('hi')",
+        "function_name": "",
+        "function_params": "",
+        "schedule_kind": "interval",
+        "time_zone": "UTC",
+        "every": "1",
+        "unit": "hours",
+        "anchor": "2026-01-05T09:00",
+        "cron_expression": "",
+        "run_at": "",
+        "is_active": "on",
+        "timeout_seconds": "",
+        "catch_up": "run_once",
+        "grace_seconds": "",
+        "max_instances": "1",
+        "max_retries": "0",
+        "retry_backoff_seconds": "60",
+        "priority": "0",
+    }
+    values.update(overrides)
+    return values

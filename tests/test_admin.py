@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from scheduled_tasks.models import Execution, ScheduledTask
-from tests.factories import T0, make_execution, make_task, make_user
+from tests.factories import T0, make_execution, make_task, make_user, task_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -30,31 +30,9 @@ def admin_client(client: Client, superuser: User) -> Client:
 
 
 def admin_data(**overrides: Any) -> dict[str, Any]:
-    values = {
-        "name": "admin task",
-        "description": "",
-        "is_active": "on",
-        "schedule_kind": "interval",
-        "time_zone": "UTC",
-        "every": "2",
-        "unit": "hours",
-        "anchor": "2026-01-05T09:00",
-        "cron_expression": "",
-        "run_at": "",
-        "runs": "code",
-        "code": "print('from admin')",
-        "function_name": "",
-        "function_params": "",
-        "timeout_seconds": "",
-        "catch_up": "run_once",
-        "grace_seconds": "",
-        "max_instances": "1",
-        "max_retries": "0",
-        "retry_backoff_seconds": "60",
-        "priority": "0",
-    }
-    values.update(overrides)
-    return values
+    return task_form_data(
+        **{"name": "admin task", "every": "2", "code": "print('from admin')", **overrides}
+    )
 
 
 def test_task_changelist_renders_with_schedule_and_status(admin_client: Client) -> None:

@@ -14,37 +14,13 @@ from scheduled_tasks.forms import ScheduledTaskForm, SchedulePreviewForm
 from scheduled_tasks.models import ScheduledTask
 from scheduled_tasks.registry import JobContext
 from scheduled_tasks.validation import cron_problem
-from tests.factories import T0, make_task
+from tests.factories import T0, make_task, task_form_data
 
 pytestmark = pytest.mark.django_db
 
 
 def data(**overrides: Any) -> dict[str, Any]:
-    values = {
-        "name": "digest",
-        "description": "",
-        "runs": "code",
-        "code": "print('hi')",
-        "function_name": "",
-        "function_params": "",
-        "schedule_kind": "interval",
-        "time_zone": "UTC",
-        "every": "1",
-        "unit": "hours",
-        "anchor": "2026-01-05T09:00",
-        "cron_expression": "",
-        "run_at": "",
-        "is_active": "on",
-        "timeout_seconds": "",
-        "catch_up": "run_once",
-        "grace_seconds": "",
-        "max_instances": "1",
-        "max_retries": "0",
-        "retry_backoff_seconds": "60",
-        "priority": "0",
-    }
-    values.update(overrides)
-    return values
+    return task_form_data(**overrides)
 
 
 def errors_of(field: str, now: datetime | None = T0, **overrides: Any) -> list[str]:

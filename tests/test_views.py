@@ -21,7 +21,7 @@ from django.utils.html import escape
 from scheduled_tasks import registry
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.registry import JobContext
-from tests.factories import T0, make_editor, make_execution, make_task, make_user
+from tests.factories import T0, make_editor, make_execution, make_task, make_user, task_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -44,31 +44,15 @@ def editor_client(client: Client, editor: Any) -> Client:
 
 
 def form_data(**overrides: Any) -> dict[str, Any]:
-    data = {
-        "name": "Nightly report",
-        "description": "Counts open tickets.",
-        "runs": "code",
-        "code": 'print("hi")',
-        "function_name": "",
-        "function_params": "",
-        "schedule_kind": "interval",
-        "time_zone": "UTC",
-        "every": "1",
-        "unit": "days",
-        "anchor": "2026-01-05T09:00",
-        "cron_expression": "",
-        "run_at": "",
-        "is_active": "on",
-        "timeout_seconds": "",
-        "catch_up": "run_once",
-        "grace_seconds": "",
-        "max_instances": "1",
-        "max_retries": "0",
-        "retry_backoff_seconds": "60",
-        "priority": "0",
-    }
-    data.update(overrides)
-    return data
+    return task_form_data(
+        **{
+            "name": "Nightly report",
+            "description": "Counts open tickets.",
+            "code": 'print("hi")',
+            "unit": "days",
+            **overrides,
+        }
+    )
 
 
 def message_texts(response: Any) -> list[str]:
