@@ -115,9 +115,10 @@ def _report(results: dict[str, dict], reps: int) -> str:
     )
     return f"""One `runner.tick(now)` with an instant fake sandbox, so the figures are the
 scheduler's own work: reap stale leases, select due slots and retries (one indexed query each),
-claim each due slot (row lock / `BEGIN IMMEDIATE`, compare-and-set, execution row), record its
-end, log two lines. "Select + claim" is the first half alone (reap, the due queries, one
-`claim_slot` per due task), without recording the runs. Tasks are hourly interval tasks; the due
+claim the due slots in batches of 50 (per batch one transaction: row locks / `BEGIN IMMEDIATE`,
+one multi-row task update, one bulk insert of executions), then start, record and log each run.
+"Select + claim" is the first half alone (reap, the due queries, the claim batches), without
+starting or recording the runs. Tasks are hourly interval tasks; the due
 ones are re-armed to a new slot between repetitions. Median of {reps} ticks (100 due) and
 {reps * 2} ticks (0 due); "q" is the number of SQL queries of one tick. The naive loop loads
 every active task through the ORM and checks `last_run_at + interval <= now` in Python, as a
