@@ -161,7 +161,7 @@ def _worker(backend: str, sizes: list[int], reps: int) -> dict:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from scheduled_tasks import claims, runner
+    from scheduled_tasks import claims, leases, runner
     from scheduled_tasks.models import Execution, ScheduledTask
 
     _quiet_log_file()
@@ -215,7 +215,7 @@ def _worker(backend: str, sizes: list[int], reps: int) -> dict:
         # The first half of tick(): reap, select due work, claim it (no run, no recording).
         t0 = time.perf_counter()
         now = timezone.now()
-        claims.reap_abandoned(now)
+        leases.reap_abandoned(now)
         work = runner._due_work(now)
         slots = [claims.Slot(w.task_id, w.slot) for w in work if w.slot]
         claimed = []

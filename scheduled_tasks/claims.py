@@ -6,10 +6,8 @@ writers with ``BEGIN IMMEDIATE``), checks that each task still shows the slot it
 room (``max_instances``), moves ``next_run_at`` to the following slot and creates the execution
 rows. A unique constraint on ``(task, scheduled_for)`` refuses any second record of a slot.
 
-A claimed execution is ``pending`` (owned by the runner, under its lease) until the runner
-starts it (``running``). The runner renews the leases of everything it holds while a run
-lasts; the reaper marks a running execution whose lease ran out ``abandoned`` (its runner
-died) and hands a claimed-but-never-started one back to any runner, so no slot is lost.
+A claimed execution is ``pending`` under the runner's lease until the runner starts it; see
+``leases.py`` for starting, renewing and reaping, ``retries.py`` for retries.
 """
 
 from __future__ import annotations
@@ -19,12 +17,13 @@ import os
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 
 from scheduled_tasks import conf, schedules
+from scheduled_tasks.leases import lease_until
 from scheduled_tasks.models import Execution, ScheduledTask
 
 log = logging.getLogger("scheduled_tasks.claims")
@@ -73,10 +72,6 @@ def runner_identity() -> str:
 
 def timeout_for(task: ScheduledTask) -> int:
     return task.timeout_seconds or conf.get("DEFAULT_TIMEOUT_SECONDS")
-
-
-def lease_until(now: datetime) -> datetime:
-    return now + timedelta(seconds=conf.get("LEASE_SECONDS"))
 
 
 def _locked(queryset: QuerySet[ScheduledTask]) -> QuerySet[ScheduledTask]:
@@ -292,29 +287,6 @@ def claim_slot(
     return result.claims[0] if result.claims else None
 
 
-def start(claim: Claim, now: datetime, *, runner: str | None = None) -> bool:
-    """Begin a claimed run; False if it was handed back meanwhile (our lease had run out)."""
-    execution = claim.execution
-    if execution.status == Status.RUNNING:
-        return True
-    changed = Execution.objects.filter(
-        pk=execution.pk, status=Status.PENDING, runner=execution.runner
-    ).update(status=Status.RUNNING, started_at=now, lease_expires_at=lease_until(now))
-    if changed:
-        execution.status, execution.started_at = Status.RUNNING, now
-    return bool(changed)
-
-
-def release(claims: Iterable[Claim], now: datetime) -> int:
-    """Hand claimed runs that were never started back to any runner (on shutdown)."""
-    ids = [c.execution.pk for c in claims if c.execution.status == Status.PENDING]
-    return _hand_back(Execution.objects.filter(pk__in=ids, status=Status.PENDING), now)
-
-
-def _hand_back(queryset: QuerySet[Execution], now: datetime) -> int:
-    return queryset.update(runner="", lease_expires_at=None, not_before=now)
-
-
 def claim_manual(
     task: ScheduledTask,
     now: datetime,
@@ -384,81 +356,3 @@ def claim_pending(
 
 
 claim_retry = claim_pending
-
-
-def schedule_retry(execution: Execution, task: ScheduledTask, now: datetime) -> Execution | None:
-    """After a failed, timed-out or abandoned run: a pending retry with exponential backoff,
-    or None when the task's retries are used up."""
-    if execution.status not in Execution.RETRYABLE_STATUSES:
-        return None
-    if execution.attempt > task.max_retries:
-        return None
-    delay = task.retry_backoff_seconds * 2 ** (execution.attempt - 1)
-    return Execution.objects.create(
-        task_id=task.pk,
-        status=Status.PENDING,
-        trigger=Execution.Trigger.RETRY,
-        attempt=execution.attempt + 1,
-        retry_of_id=execution.retry_of_id or execution.pk,
-        not_before=now + timedelta(seconds=delay),
-        created_at=now,
-    )
-
-
-def cancel_retries_of(execution: Execution, now: datetime) -> int:
-    """Cancel the not-yet-started retry that follows ``execution``."""
-    return Execution.objects.filter(
-        retry_of_id=execution.retry_of_id or execution.pk,
-        attempt=execution.attempt + 1,
-        status=Status.PENDING,
-        lease_expires_at__isnull=True,
-    ).update(
-        status=Status.CANCELLED,
-        finished_at=now,
-        error=f"Not needed: execution {execution.pk} completed after all.",
-    )
-
-
-def renew_lease(execution_id: int, now: datetime) -> bool:
-    """Extend the lease of a run still in progress; False if it was taken away (reaped)."""
-    return bool(
-        Execution.objects.filter(pk=execution_id, status=Status.RUNNING).update(
-            lease_expires_at=lease_until(now)
-        )
-    )
-
-
-def renew_leases(runner: str, now: datetime) -> int:
-    """Extend the leases of everything ``runner`` holds (its run and its claimed queue)."""
-    return Execution.objects.filter(
-        runner=runner, status__in=[Status.PENDING, Status.RUNNING], lease_expires_at__isnull=False
-    ).update(lease_expires_at=lease_until(now))
-
-
-def reap_abandoned(now: datetime) -> int:
-    """Runs whose lease expired belong to a runner that died: running ones are marked
-    abandoned (and retried per the task), claimed ones never started are handed back."""
-    stale = list(Execution.objects.stale(now).select_related("task"))
-    unstarted = [e.pk for e in stale if e.status == Status.PENDING]
-    if unstarted:
-        _hand_back(Execution.objects.filter(pk__in=unstarted, status=Status.PENDING), now)
-    reaped = 0
-    for execution in (e for e in stale if e.status == Status.RUNNING):
-        with transaction.atomic():
-            changed = Execution.objects.filter(
-                Q(lease_expires_at__lte=now), pk=execution.pk, status=Status.RUNNING
-            ).update(
-                status=Status.ABANDONED,
-                finished_at=now,
-                lease_expires_at=None,
-                error="The runner stopped before this run finished (its lease expired).",
-            )
-            if not changed:
-                continue
-            reaped += 1
-            execution.status = Status.ABANDONED
-            ScheduledTask.objects.filter(pk=execution.task_id, last_status=Status.RUNNING).update(
-                last_status=Status.ABANDONED
-            )
-            schedule_retry(execution, execution.task, now)
-    return reaped

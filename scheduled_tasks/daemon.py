@@ -33,7 +33,7 @@ from typing import Any
 from django.db import DatabaseError, InterfaceError, close_old_connections, connection
 from django.utils import timezone
 
-from scheduled_tasks import claims, conf, runner
+from scheduled_tasks import claims, conf, leases, runner
 from scheduled_tasks.models import Execution
 from scheduled_tasks.sandbox import SnippetResult, run_function, run_snippet
 
@@ -419,4 +419,4 @@ class Scheduler:
                 status__in=[Execution.Status.PENDING, Execution.Status.RUNNING],
                 runner=self.runner_id,
             ).update(lease_expires_at=now)
-            claims.reap_abandoned(now)
+            leases.reap_abandoned(now)

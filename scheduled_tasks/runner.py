@@ -15,7 +15,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from scheduled_tasks import claims, records, schedules
+from scheduled_tasks import claims, leases, records, retries, schedules
 from scheduled_tasks.claims import TaskBusy
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import SnippetResult, run_function, run_snippet
@@ -94,10 +94,10 @@ def run_claim(
     def heartbeat() -> None:
         nonlocal lost
         moment = clock()
-        if not claims.renew_lease(execution.pk, moment):
+        if not leases.renew_lease(execution.pk, moment):
             lost = True
             log.warning("execution %s lost its lease (reaped as abandoned)", execution.pk)
-        claims.renew_leases(execution.runner, moment)  # the claimed runs waiting behind it
+        leases.renew_leases(execution.runner, moment)  # the claimed runs waiting behind it
 
     def cancel() -> str | None:
         # Another runner reaped this run (we were frozen past the lease): stop it, so the
@@ -124,13 +124,13 @@ def run_claim(
     retry = None
     previous = records.finish(execution, result, finished_at)
     if previous == Execution.Status.RUNNING:
-        retry = claims.schedule_retry(execution, task, finished_at)
+        retry = retries.schedule_retry(execution, task, finished_at)
     elif previous == Execution.Status.ABANDONED:
         # Reaped while it went on: the reaper already scheduled any retry; a run that
         # completed after all makes that retry unnecessary.
         log.warning("execution %s finished after it was reaped: %s", execution.pk, result.status)
         if result.ok:
-            claims.cancel_retries_of(execution, finished_at)
+            retries.cancel_retries_of(execution, finished_at)
     else:
         log.warning("execution %s was stopped: it lost its lease to another runner", execution.pk)
         execution.refresh_from_db()
@@ -182,17 +182,17 @@ def tick(
     progress finishes, claimed runs not yet started are handed back and the tick returns.
     """
     runner = runner or claims.runner_identity()
-    report = TickReport(abandoned=claims.reap_abandoned(now))
+    report = TickReport(abandoned=leases.reap_abandoned(now))
     work = _due_work(now)
     queue: deque[claims.Claim] = deque()
     index = 0
     while index < len(work) or queue:
         if should_stop():
-            claims.release(queue, clock())
+            leases.release(queue, clock())
             break
         if queue:
             claim = queue.popleft()
-            if claims.start(claim, clock(), runner=runner):
+            if leases.start(claim, clock(), runner=runner):
                 report.executions.append(
                     run_claim(
                         claim,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduled_tasks import claims, conf, records, registry, runner, schedules
+from scheduled_tasks import claims, conf, leases, records, registry, runner, schedules
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import SnippetResult, run_function
 from tests.factories import T0, make_execution, make_task
@@ -304,7 +304,7 @@ def test_abandoned_run_is_retried():
     claim = claims.claim_slot(task.pk, T0, T0)
     assert claim is not None
     reaped_at = T0 + (conf.get("LEASE_SECONDS") + 1) * S
-    assert claims.reap_abandoned(reaped_at) == 1
+    assert leases.reap_abandoned(reaped_at) == 1
     retry = Execution.objects.get(status="pending")
     assert (retry.attempt, retry.retry_of_id) == (2, claim.execution.pk)
     assert retry.not_before == reaped_at + 30 * S
@@ -364,7 +364,7 @@ def test_heartbeat_extends_the_lease_so_a_long_run_is_not_reaped():
         execution.refresh_from_db()
         seen["lease"] = execution.lease_expires_at
         clock.moment = T0 + lease + S  # past the first lease: not stale any more
-        seen["reaped"] = claims.reap_abandoned(clock.moment)
+        seen["reaped"] = leases.reap_abandoned(clock.moment)
 
     [execution] = tick(T0, FakeSandbox(during=long_run), clock=clock).executions
     assert seen == {"lease": T0 + 2 * lease - S, "reaped": 0}
@@ -376,9 +376,9 @@ def test_renewing_a_reaped_run_fails_and_does_not_revive_it():
     task = make_task(every=1, unit="days")
     claim = claims.claim_slot(task.pk, T0, T0)
     lease = conf.get("LEASE_SECONDS") * S
-    assert claims.renew_lease(claim.execution.pk, T0 + 30 * S) is True
-    assert claims.reap_abandoned(T0 + lease + 30 * S) == 1
-    assert claims.renew_lease(claim.execution.pk, T0 + lease + 31 * S) is False
+    assert leases.renew_lease(claim.execution.pk, T0 + 30 * S) is True
+    assert leases.reap_abandoned(T0 + lease + 30 * S) == 1
+    assert leases.renew_lease(claim.execution.pk, T0 + lease + 31 * S) is False
     claim.execution.refresh_from_db()
     assert (claim.execution.status, claim.execution.lease_expires_at) == ("abandoned", None)
 
@@ -389,7 +389,7 @@ def test_a_runner_that_lost_its_lease_says_so_in_the_log(caplog):
 
     def frozen_past_the_lease(options):
         clock.moment = T0 + (conf.get("LEASE_SECONDS") + 1) * S
-        claims.reap_abandoned(clock.moment)  # another runner's tick
+        leases.reap_abandoned(clock.moment)  # another runner's tick
         options["heartbeat"]()
 
     with caplog.at_level(logging.WARNING, logger="scheduled_tasks.runner"):
@@ -403,7 +403,7 @@ def frozen_past_the_lease_then(status: str, clock: Clock) -> FakeSandbox:
 
     def during(options):
         clock.moment = T0 + 2 * conf.get("LEASE_SECONDS") * S
-        assert claims.reap_abandoned(clock.moment) == 1
+        assert leases.reap_abandoned(clock.moment) == 1
 
     return FakeSandbox(status, during=during)
 

@@ -1,0 +1,97 @@
+"""Leases: how a runner holds what it runs, and what happens when it stops holding it.
+
+A claimed run is ``pending`` under its runner's lease until started (``running``). The runner
+renews the leases of everything it holds while a run lasts. A running run whose lease ran out
+belongs to a runner that died: it is marked ``abandoned`` (and retried per its task); a claimed
+run that was never started is handed back to any runner, so no slot is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from scheduled_tasks import conf
+from scheduled_tasks.models import Execution, ScheduledTask
+from scheduled_tasks.retries import schedule_retry
+
+if TYPE_CHECKING:
+    from scheduled_tasks.claims import Claim
+
+Status = Execution.Status
+
+
+def lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=conf.get("LEASE_SECONDS"))
+
+
+def start(claim: Claim, now: datetime, *, runner: str | None = None) -> bool:
+    """Begin a claimed run; False if it was handed back meanwhile (our lease had run out)."""
+    execution = claim.execution
+    if execution.status == Status.RUNNING:
+        return True
+    changed = Execution.objects.filter(
+        pk=execution.pk, status=Status.PENDING, runner=execution.runner
+    ).update(status=Status.RUNNING, started_at=now, lease_expires_at=lease_until(now))
+    if changed:
+        execution.status, execution.started_at = Status.RUNNING, now
+    return bool(changed)
+
+
+def release(claims: Iterable[Claim], now: datetime) -> int:
+    """Hand claimed runs that were never started back to any runner (on shutdown)."""
+    ids = [c.execution.pk for c in claims if c.execution.status == Status.PENDING]
+    return _hand_back(Execution.objects.filter(pk__in=ids, status=Status.PENDING), now)
+
+
+def _hand_back(queryset: QuerySet[Execution], now: datetime) -> int:
+    return queryset.update(runner="", lease_expires_at=None, not_before=now)
+
+
+def renew_lease(execution_id: int, now: datetime) -> bool:
+    """Extend the lease of a run still in progress; False if it was taken away (reaped)."""
+    return bool(
+        Execution.objects.filter(pk=execution_id, status=Status.RUNNING).update(
+            lease_expires_at=lease_until(now)
+        )
+    )
+
+
+def renew_leases(runner: str, now: datetime) -> int:
+    """Extend the leases of everything ``runner`` holds (its run and its claimed queue)."""
+    return Execution.objects.filter(
+        runner=runner, status__in=[Status.PENDING, Status.RUNNING], lease_expires_at__isnull=False
+    ).update(lease_expires_at=lease_until(now))
+
+
+def reap_abandoned(now: datetime) -> int:
+    """Runs whose lease expired belong to a runner that died: running ones are marked
+    abandoned (and retried per the task), claimed ones never started are handed back."""
+    stale = list(Execution.objects.stale(now).select_related("task"))
+    unstarted = [e.pk for e in stale if e.status == Status.PENDING]
+    if unstarted:
+        _hand_back(Execution.objects.filter(pk__in=unstarted, status=Status.PENDING), now)
+    reaped = 0
+    for execution in (e for e in stale if e.status == Status.RUNNING):
+        with transaction.atomic():
+            changed = Execution.objects.filter(
+                Q(lease_expires_at__lte=now), pk=execution.pk, status=Status.RUNNING
+            ).update(
+                status=Status.ABANDONED,
+                finished_at=now,
+                lease_expires_at=None,
+                error="The runner stopped before this run finished (its lease expired).",
+            )
+            if not changed:
+                continue
+            reaped += 1
+            execution.status = Status.ABANDONED
+            ScheduledTask.objects.filter(pk=execution.task_id, last_status=Status.RUNNING).update(
+                last_status=Status.ABANDONED
+            )
+            schedule_retry(execution, execution.task, now)
+    return reaped
