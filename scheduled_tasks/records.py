@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import transaction
+
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import SnippetResult
 
@@ -29,18 +31,20 @@ def finish(execution: Execution, result: SnippetResult, now: datetime) -> str | 
     candidates = [Execution.Status.RUNNING]
     if result.status != Execution.Status.CANCELLED:
         candidates.append(Execution.Status.ABANDONED)
-    for status in candidates:
-        if Execution.objects.filter(pk=execution.pk, status=status).update(**values):
-            previous = status
-            break
-    if previous is None:
-        return None
+    # One transaction: the run and its task's status change together (and commit once).
+    with transaction.atomic():
+        for status in candidates:
+            if Execution.objects.filter(pk=execution.pk, status=status).update(**values):
+                previous = status
+                break
+        if previous is None:
+            return None
+        # Only the latest run speaks for the task; an older run finishing late must not.
+        ScheduledTask.objects.filter(pk=execution.task_id).exclude(
+            executions__created_at__gt=execution.created_at
+        ).update(last_status=result.status)
     for field, value in values.items():
         setattr(execution, field, value)
-    # Only the latest run speaks for the task; an older run finishing late must not.
-    ScheduledTask.objects.filter(pk=execution.task_id).exclude(
-        executions__created_at__gt=execution.created_at
-    ).update(last_status=result.status)
     return str(previous)
 
 
