@@ -353,6 +353,3 @@ def claim_pending(
         )
     pending.refresh_from_db()
     return Claim(execution=pending, task=task)
-
-
-claim_retry = claim_pending

@@ -182,7 +182,7 @@ def test_slots_between_counts_cron_slots():
     schedule = CronSchedule.build("*/10 * * * *", "UTC")
     start = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
     assert schedules.slots_between(schedule, start, start + timedelta(hours=1)) == 7
-    assert schedules.last_slot_between(schedule, start, start + timedelta(minutes=25)) == (
+    assert schedules.missed_slots(schedule, start, start + timedelta(minutes=25))[1] == (
         start + timedelta(minutes=20)
     )
 

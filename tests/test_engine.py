@@ -328,8 +328,8 @@ def test_pending_retry_waits_while_the_task_is_at_max_instances():
 def test_claimed_retry_cannot_be_claimed_again():
     task = make_task(every=1, unit="days")
     pending = make_execution(task, status="pending", trigger="retry", attempt=2, not_before=T0)
-    assert claims.claim_retry(pending.pk, T0) is not None
-    assert claims.claim_retry(pending.pk, T0) is None
+    assert claims.claim_pending(pending.pk, T0) is not None
+    assert claims.claim_pending(pending.pk, T0) is None
 
 
 # --- priority -----------------------------------------------------------------------------

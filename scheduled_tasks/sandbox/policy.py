@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import builtins
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any
@@ -280,7 +280,3 @@ def restricted_globals(
     }
     glb.update(namespace)
     return glb
-
-
-def iter_problems(problems: Iterable[CodeProblem]) -> list[str]:
-    return [str(p) for p in problems]

@@ -172,11 +172,6 @@ def _latest_before(schedule: Schedule, known: datetime, end: datetime) -> dateti
         window *= 4
 
 
-def last_slot_between(schedule: Schedule, start: datetime, end: datetime) -> datetime | None:
-    """The latest run in ``[start, end]``, or None."""
-    return missed_slots(schedule, start, end)[1]
-
-
 def describe(schedule: Schedule) -> str:
     """The schedule in plain words."""
     return schedule.describe()
