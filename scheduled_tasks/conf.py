@@ -41,6 +41,13 @@ DEFAULTS: dict[str, Any] = {
         "Min": "scheduled_tasks.sandbox.expressions.Min",
         "Max": "scheduled_tasks.sandbox.expressions.Max",
     },
+    # When the runner is root, a snippet's process drops to this user (no access to the
+    # runner's files or to /proc/<runner>/environ); None keeps the runner's user.
+    "SANDBOX_USER": "nobody",
+    # PostgreSQL only: snippets connect as this (non-superuser) role, which holds privileges on
+    # the allowlisted tables and columns only (``manage.py sync_sandbox_role`` creates it).
+    # None: snippets use the application's own connection (``manage.py check`` warns).
+    "SANDBOX_DATABASE_URL": None,
     # Days execution history is kept (used by the cleanup job).
     "CLEANUP_DAYS": 30,
     # Run the scheduler loop in each web process; a database leader lock lets one process

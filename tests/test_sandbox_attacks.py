@@ -338,6 +338,13 @@ ATTACKS = [
         "generator-throw-traceback",
         "g = iter(Ticket.objects.all())\ntry:\n    g.throw(ValueError('x'))\n"
         "except ValueError as e:\n    print(getattr(e, '__traceback__'))",
+        # Refused one step earlier since the iterator became a firewalled proxy.
+        expect="throw",
+    ),
+    attack(
+        "snippet-generator-throw-traceback",
+        "def gen():\n    yield 1\ng = gen()\ntry:\n    g.throw(ValueError('x'))\n"
+        "except ValueError as e:\n    print(getattr(e, '__traceback__'))",
         expect="__traceback__",
     ),
     # --- try/except* (CVE-2025-22153) and match ----------------------------------------------

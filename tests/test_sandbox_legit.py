@@ -448,8 +448,9 @@ LEGIT = [
     ),
     legit(
         "orm-delete",
+        # Django's own shape: (rows deleted, {model label: rows}).
         "n = Ticket.objects.filter(status='closed').delete()\nprint(n, Ticket.objects.count())",
-        "1 3\n",
+        "(1, {'crm.Ticket': 1}) 3\n",
         then=_archived_deleted,
     ),
     legit(

@@ -8,18 +8,34 @@ from typing import Any
 
 from django.db import models
 
-from scheduled_tasks.sandbox.policy import SandboxViolation
+from scheduled_tasks.sandbox import vetting
+from scheduled_tasks.sandbox.errors import SandboxViolation, firewall_class
 
 
+def _helper(cls: type) -> type:
+    return vetting.register_proxy(firewall_class(cls))
+
+
+@_helper
 class Q:
-    """``Q(status="open") | Q(status="resolved")`` for snippets; checked when it is used."""
+    """``Q(status="open") | Q(status="resolved")`` for snippets; checked when it is used.
+
+    Values are copied at once as exact plain types (or proxies): Django compares and hashes
+    the children of a Q when it combines them, and must never call a snippet's object.
+    """
 
     __slots__ = ("_q",)
 
     def __init__(self, **lookups: Any) -> None:
-        if any(key.startswith("_") for key in lookups):
-            raise SandboxViolation("Q() takes field lookups only")
-        self._q = models.Q(**lookups)
+        clean = {}
+        for key, value in lookups.items():
+            if type(key) is not str or key.startswith("_"):
+                raise SandboxViolation("Q() takes field lookups only")
+            try:
+                clean[key] = vetting.plain_copy(value, proxies=True)
+            except TypeError as exc:
+                raise TypeError(f"{key}: {exc}") from None
+        self._q = models.Q(**clean)
 
     @classmethod
     def _of(cls, q: models.Q) -> Q:
@@ -44,7 +60,7 @@ class Q:
 
 
 def require_q(value: Any) -> Q:
-    if not isinstance(value, Q):
+    if type(value) is not Q:
         raise SandboxViolation("Q objects combine only with other Q objects")
     return value
 
@@ -56,35 +72,42 @@ class _Aggregate:
     _function: type[models.Aggregate] = models.Aggregate
 
     def __init__(self, field: str, *, distinct: bool = False) -> None:
-        if not isinstance(field, str):
+        if type(field) is not str:
             raise SandboxViolation("aggregates take a field name")
+        if type(distinct) is not bool:
+            raise TypeError("distinct takes True or False")
         self._field = field
-        self._distinct = bool(distinct)
+        self._distinct = distinct
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._field!r})"
 
 
+@_helper
 class Count(_Aggregate):
     __slots__ = ()
     _function = models.Count
 
 
+@_helper
 class Sum(_Aggregate):
     __slots__ = ()
     _function = models.Sum
 
 
+@_helper
 class Avg(_Aggregate):
     __slots__ = ()
     _function = models.Avg
 
 
+@_helper
 class Min(_Aggregate):
     __slots__ = ()
     _function = models.Min
 
 
+@_helper
 class Max(_Aggregate):
     __slots__ = ()
     _function = models.Max
@@ -96,11 +119,14 @@ def aggregate_kwargs(
     """Django aggregates for ``aggregate()``/``annotate()``, each field path checked first."""
     named: dict[str, models.Aggregate] = {}
     for alias, agg in [(None, a) for a in args] + list(kwargs.items()):
-        if not isinstance(agg, _Aggregate):
+        if type(agg) not in _AGGREGATES:
             raise SandboxViolation("only Count, Sum, Avg, Min and Max can be aggregated")
         checker.path(spec, agg._field, lookups=False)
         name = alias or f"{agg._field}__{type(agg).__name__.lower()}"
-        if not isinstance(name, str) or name.startswith("_"):
+        if type(name) is not str or name.startswith("_"):
             raise SandboxViolation(f"invalid aggregate name {name!r}")
         named[name] = agg._function(agg._field, distinct=agg._distinct)
     return named
+
+
+_AGGREGATES = (Count, Sum, Avg, Min, Max)

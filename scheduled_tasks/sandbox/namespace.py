@@ -13,24 +13,81 @@ import decimal
 import dis
 import itertools
 import json
-import logging
 import math
 import random
 import re
 import statistics
 import string
 import sys
-from collections.abc import Callable, Mapping
+import zoneinfo
+from collections.abc import Callable
 from typing import Any
 
 from django.utils import timezone as dj_timezone
 from django.utils.module_loading import import_string
 
 from scheduled_tasks import conf
+from scheduled_tasks.sandbox import vetting
+from scheduled_tasks.sandbox.errors import SNIPPET_EXCEPTIONS, SandboxViolation, firewall_class
 from scheduled_tasks.sandbox.orm import build_registry, model_proxies, resolve_model
-from scheduled_tasks.sandbox.policy import ALLOWED_IMPORTS, SandboxViolation
+from scheduled_tasks.sandbox.policy import ALLOWED_IMPORTS
+from scheduled_tasks.sandbox.snippet_logger import SnippetLogger
+
+# Time zone objects may cross the boundary as they are (they hold no reference outward).
+_TZ_TYPES = (dt.timezone, zoneinfo.ZoneInfo)
 
 
+def _crossing(value: Any, what: str) -> Any:
+    """A value crossing a function boundary: exact plain data, a time zone, or a proxy."""
+    if type(value) in _TZ_TYPES or vetting.is_proxy(value) or vetting.is_vetted_value(value):
+        return value
+    raise TypeError(f"{what}: values of type {type(value).__name__} cannot be used here")
+
+
+@vetting.register_proxy
+@firewall_class
+class SafeFunction:
+    """A configured function (``timezone.now``, a NAMESPACE dotted path): exact plain values
+    in and out, its errors through the firewall, nothing else of it visible."""
+
+    __slots__ = ("_func", "_name")
+
+    def __init__(self, name: str, func: Callable[..., Any]) -> None:
+        self._name = name
+        self._func = func
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        args = tuple(_crossing(a, self._name) for a in args)
+        kwargs = {k: _crossing(v, self._name) for k, v in kwargs.items()}
+        return _crossing(self._func(*args, **kwargs), f"{self._name}() result")
+
+    def __sandbox_getattr__(self, name: str) -> Any:
+        raise SandboxViolation(f"{name!r} is not available on {self._name}")
+
+    def __repr__(self) -> str:
+        return f"<function {self._name}>"
+
+
+def expose(name: str, obj: Any) -> Any:
+    """How a configured object is handed to snippets: vetted classes and proxies as they
+    are, other callables behind :class:`SafeFunction`; anything else is refused."""
+    if vetting.vetted_class(obj) or vetting.is_proxy(obj):
+        return obj
+    if isinstance(obj, type) and obj in vetting._proxy_types:
+        return obj  # a sandbox helper class (Q, Count...)
+    if callable(obj) and not isinstance(obj, type):
+        return SafeFunction(name, obj)
+    raise SandboxViolation(f"{name} cannot be exposed to snippets")
+
+
+def _snippet_namedtuple(*args: Any, **kwargs: Any) -> type:
+    kwargs.pop("module", None)
+    cls = collections.namedtuple(*args, **kwargs)
+    cls.__module__ = "snippet"
+    return vetting.register_snippet_class(cls)
+
+
+@vetting.register_proxy
 class SafeNamespace:
     """A module-like object exposing an explicit set of members, nothing else."""
 
@@ -93,10 +150,10 @@ def _allowed_modules() -> dict[str, SafeNamespace]:
             ],
         ),
         "itertools": _public(itertools),
-        "collections": _public(
-            collections,
-            ["Counter", "defaultdict", "OrderedDict", "deque", "namedtuple", "ChainMap"],
-        ),
+        "collections": {
+            **_public(collections, ["Counter", "defaultdict", "OrderedDict", "deque", "ChainMap"]),
+            "namedtuple": _snippet_namedtuple,
+        },
         "datetime": _public(
             dt, ["date", "datetime", "time", "timedelta", "timezone", "MINYEAR", "MAXYEAR", "UTC"]
         ),
@@ -159,67 +216,24 @@ def make_import_hook(modules: dict[str, SafeNamespace]) -> Callable[..., Any]:
 timezone_proxy = SafeNamespace(
     "timezone",
     {
-        "now": dj_timezone.now,
-        "localtime": dj_timezone.localtime,
-        "localdate": dj_timezone.localdate,
-        "make_aware": dj_timezone.make_aware,
-        "make_naive": dj_timezone.make_naive,
-        "is_aware": dj_timezone.is_aware,
-        "is_naive": dj_timezone.is_naive,
-        "get_current_timezone_name": dj_timezone.get_current_timezone_name,
-        "get_default_timezone_name": dj_timezone.get_default_timezone_name,
+        **{
+            name: SafeFunction(f"timezone.{name}", getattr(dj_timezone, name))
+            for name in (
+                "now",
+                "localtime",
+                "localdate",
+                "make_aware",
+                "make_naive",
+                "is_aware",
+                "is_naive",
+                "get_current_timezone_name",
+                "get_default_timezone_name",
+            )
+        },
         "timedelta": dt.timedelta,
         "utc": dt.UTC,
     },
 )
-
-
-class SnippetLogger:
-    """``logger`` in snippets: lines go to the captured output and to the scheduler's log.
-
-    The log file gets at most ``budget`` bytes per run (the output cap), one line per call
-    (newlines escaped, so a snippet cannot forge the runner's lines).
-    """
-
-    __slots__ = ("_budget", "_logger", "_sink")
-
-    def __init__(self, sink: Callable[[str], None], label: str, budget: int = 65536) -> None:
-        self._sink = sink
-        self._logger = logging.getLogger(f"scheduled_tasks.snippet.{label}")
-        self._budget = budget
-
-    def _log(self, level: int, msg: Any, *args: Any) -> None:
-        if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
-            args = (args[0],)  # logging's rule: a single mapping fills %(name)s fields
-            text = str(msg) % args[0]
-        else:
-            text = str(msg) % args if args else str(msg)
-        self._sink(f"[{logging.getLevelName(level)}] {text}\n")
-        line = text.replace("\r", "\\r").replace("\n", "\\n")
-        if self._budget <= 0:
-            return
-        self._budget -= len(line.encode("utf-8", errors="replace"))
-        if self._budget <= 0:
-            line = "(log limit reached: further lines of this run go to its output only)"
-        self._logger.log(level, line)
-
-    def debug(self, msg: Any, *args: Any) -> None:
-        self._log(logging.DEBUG, msg, *args)
-
-    def info(self, msg: Any, *args: Any) -> None:
-        self._log(logging.INFO, msg, *args)
-
-    def warning(self, msg: Any, *args: Any) -> None:
-        self._log(logging.WARNING, msg, *args)
-
-    def error(self, msg: Any, *args: Any) -> None:
-        self._log(logging.ERROR, msg, *args)
-
-    def critical(self, msg: Any, *args: Any) -> None:
-        self._log(logging.CRITICAL, msg, *args)
-
-    exception = error
-    warn = warning
 
 
 def _split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -233,9 +247,12 @@ def build_namespace(
 ) -> tuple[dict[str, Any], Callable[..., Any]]:
     """The snippet's names and its import hook, from the NAMESPACE setting."""
     model_entries, paths = _split(config)
-    names: dict[str, Any] = {name: import_string(path) for name, path in paths.items()}
+    names: dict[str, Any] = dict(SNIPPET_EXCEPTIONS)
+    names.update({name: expose(name, import_string(path)) for name, path in paths.items()})
     names.update(model_proxies(build_registry(model_entries)))
-    names["logger"] = SnippetLogger(sink, label, budget=conf.get("MAX_OUTPUT_BYTES"))
+    logger = SnippetLogger(sink, label, budget=conf.get("MAX_OUTPUT_BYTES"))
+    vetting.register_proxy(type(logger), open_attributes=True)
+    names["logger"] = logger
     return names, make_import_hook(_allowed_modules())
 
 

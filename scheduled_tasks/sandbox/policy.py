@@ -17,7 +17,6 @@ from typing import Any
 
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec
 from RestrictedPython.Guards import (
-    full_write_guard,
     guarded_iter_unpack_sequence,
     guarded_unpack_sequence,
     raise_,
@@ -26,7 +25,10 @@ from RestrictedPython.Guards import (
 )
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
-SNIPPET_FILENAME = "<snippet>"
+from scheduled_tasks.sandbox import vetting
+from scheduled_tasks.sandbox.errors import SandboxViolation
+
+SNIPPET_FILENAME = vetting.SNIPPET_FILENAME
 
 # Attributes that lead from a harmless object to interpreter internals (frames, code objects,
 # globals) without a leading underscore, so the underscore rule alone does not stop them.
@@ -52,10 +54,6 @@ ALLOWED_IMPORTS = (
 )  # fmt: skip
 
 _COMPILE_TIME_REFUSED = FORBIDDEN_ATTRIBUTES - INSPECT_ATTRIBUTES - {"format"}
-
-
-class SandboxViolation(Exception):
-    """A snippet tried something the sandbox refuses; the message says what."""
 
 
 @dataclass(frozen=True)
@@ -134,20 +132,29 @@ def check_code(code: str) -> list[CodeProblem]:
 # --- runtime guards --------------------------------------------------------------------------
 
 
+def _refused(obj: Any) -> SandboxViolation:
+    return SandboxViolation(f"{type(obj).__name__} objects cannot be used in snippets")
+
+
 def guarded_getattr(obj: Any, name: str) -> Any:
-    """RestrictedPython's ``safer_getattr`` plus our list of internals-reaching attributes."""
-    if isinstance(name, str) and name in FORBIDDEN_ATTRIBUTES:
-        if name in ("format", "format_map") and isinstance(obj, str):
+    """Attribute reads, denied by default: only on vetted objects (see vetting.py), never to
+    names starting with ``_`` or to our list of internals-reaching attributes."""
+    if type(name) is not str:
+        raise TypeError("attribute names must be plain strings")
+    if name in FORBIDDEN_ATTRIBUTES:
+        if name in ("format", "format_map") and type(obj) is str:
             raise SandboxViolation("str.format() is not allowed in snippets; use an f-string")
-        else:
-            raise SandboxViolation(f'access to "{name}" is not allowed in snippets')
+        raise SandboxViolation(f'access to "{name}" is not allowed in snippets')
     if name == "obj" and isinstance(obj, BaseException):
-        # AttributeError.obj is the object whose attribute was missing: possibly a real model.
+        # AttributeError.obj is the object whose attribute was missing.
         raise SandboxViolation('access to "obj" of an exception is not allowed in snippets')
-    guard = getattr(type(obj), "__sandbox_getattr__", None)
-    if guard is not None and isinstance(name, str) and not name.startswith("_"):
+    if vetting.is_proxy(obj) and not vetting.is_open_proxy(obj):
+        if name.startswith("_"):
+            raise SandboxViolation(f'"{name}" is not available in snippets')
         # Proxies (models, modules) decide for themselves which names they expose.
-        return guard(obj, name)
+        return type(obj).__sandbox_getattr__(obj, name)
+    if not vetting.allows_attributes(obj):
+        raise _refused(obj)
     # RestrictedPython's default would turn a missing attribute into None; raise instead.
     return safer_getattr(obj, name, raise_)
 
@@ -173,11 +180,61 @@ def guarded_hasattr(obj: Any, name: str) -> bool:
 
 
 def guarded_getitem(obj: Any, key: Any) -> Any:
+    if not vetting.allows_items(obj):
+        raise _refused(obj)
     return obj[key]
 
 
 def guarded_getiter(obj: Any) -> Any:
+    if not vetting.allows_items(obj):
+        raise _refused(obj)
     return iter(obj)
+
+
+class _ProxyWriter:
+    """What ``_write_`` hands back for a proxy: writes go through its own guard."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: Any) -> None:
+        object.__setattr__(self, "_target", target)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        guard = getattr(type(self._target), "__guarded_setattr__", None)
+        if guard is None or type(name) is not str or name.startswith("_"):
+            raise SandboxViolation(f"{type(self._target).__name__} objects cannot be changed")
+        guard(self._target, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise SandboxViolation("attributes cannot be deleted here")
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise SandboxViolation("items cannot be set here")
+
+    def __delitem__(self, key: Any) -> None:
+        raise SandboxViolation("items cannot be deleted here")
+
+
+def guarded_write(obj: Any) -> Any:
+    """``_write_``: attribute and item writes, denied by default like reads."""
+    if vetting.allows_item_writes(obj) or vetting.allows_attribute_writes(obj):
+        return obj
+    if vetting.is_proxy(obj):
+        return _ProxyWriter(obj)
+    raise SandboxViolation(f"{type(obj).__name__} objects cannot be changed in snippets")
+
+
+def guarded_setattr_builtin(obj: Any, name: Any, value: Any) -> None:
+    """The ``setattr`` builtin offered to snippets: same rules as ``obj.name = value``."""
+    if type(name) is not str or name.startswith("_"):
+        raise SandboxViolation(f"setattr() of {name!r} is not allowed in snippets")
+    setattr(guarded_write(obj), name, value)
+
+
+def guarded_delattr_builtin(obj: Any, name: Any) -> None:
+    if type(name) is not str or name.startswith("_"):
+        raise SandboxViolation(f"delattr() of {name!r} is not allowed in snippets")
+    delattr(guarded_write(obj), name)
 
 
 _INPLACE = {
@@ -250,6 +307,8 @@ def snippet_builtins(*, import_hook: Callable[..., Any], printer: SandboxPrinter
             "getattr": guarded_getattr_builtin,
             "hasattr": guarded_hasattr,
             "iter": guarded_getiter,
+            "setattr": guarded_setattr_builtin,
+            "delattr": guarded_delattr_builtin,
             "_getattr_": guarded_getattr,
         }
     )
@@ -273,7 +332,7 @@ def restricted_globals(
         "_getiter_": guarded_getiter,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
         "_unpack_sequence_": guarded_unpack_sequence,
-        "_write_": full_write_guard,
+        "_write_": guarded_write,
         "_inplacevar_": inplacevar,
         "_apply_": guarded_apply,
         "_print_": printer,
