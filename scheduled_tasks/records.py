@@ -1,13 +1,36 @@
-"""Recording the end of a run."""
+"""Recording the end of a run.
+
+What a run produced comes from its sandbox child, i.e. possibly from a snippet that escaped
+the Python layers: its strings are made storable first (:func:`storable`), and if storing the
+outcome still fails, the run is recorded ``failed`` with the reason, so that one hostile result
+never stops the runner.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import datetime
 
 from django.db import transaction
 
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import SnippetResult
+
+log = logging.getLogger("scheduled_tasks.records")
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# What the output or error of a run that could not be stored is replaced with.
+STORE_FAILED = "the outcome of this run could not be stored: {reason}"
+
+
+def storable(text: str) -> str:
+    """``text`` as every database stores it: lone surrogates (not encodable in UTF-8) become
+    U+FFFD, NUL (refused by PostgreSQL) becomes the four characters ``\\x00``."""
+    if not isinstance(text, str):
+        text = str(text)
+    text = _SURROGATE.sub("\ufffd", text)
+    return text.replace("\x00", "\\x00")
 
 
 def finish(execution: Execution, result: SnippetResult, now: datetime) -> str | None:
@@ -22,27 +45,42 @@ def finish(execution: Execution, result: SnippetResult, now: datetime) -> str | 
         "status": result.status,
         "finished_at": now,
         "duration_seconds": round(result.duration, 6),
-        "output": result.output,
+        "output": storable(result.output),
         "output_truncated": result.output_truncated,
-        "error": result.error,
+        "error": storable(result.error),
         "lease_expires_at": None,
     }
+    try:
+        return _finish(execution, result.status, values)
+    except Exception as exc:  # a result the database refuses must not stop the runner
+        log.exception("execution %s: its outcome could not be stored", execution.pk)
+        reason = storable(f"{type(exc).__name__}: {exc}")[:2000]
+        values.update(
+            status=Execution.Status.FAILED,
+            output="",
+            output_truncated=False,
+            error=STORE_FAILED.format(reason=reason),
+        )
+        return _finish(execution, Execution.Status.FAILED, values)
+
+
+def _finish(execution: Execution, status: str, values: dict[str, object]) -> str | None:
     previous = None
     candidates = [Execution.Status.RUNNING]
-    if result.status != Execution.Status.CANCELLED:
+    if status != Execution.Status.CANCELLED:
         candidates.append(Execution.Status.ABANDONED)
     # One transaction: the run and its task's status change together (and commit once).
     with transaction.atomic():
-        for status in candidates:
-            if Execution.objects.filter(pk=execution.pk, status=status).update(**values):
-                previous = status
+        for candidate in candidates:
+            if Execution.objects.filter(pk=execution.pk, status=candidate).update(**values):
+                previous = candidate
                 break
         if previous is None:
             return None
         # Only the latest run speaks for the task; an older run finishing late must not.
         ScheduledTask.objects.filter(pk=execution.task_id).exclude(
             executions__created_at__gt=execution.created_at
-        ).update(last_status=result.status)
+        ).update(last_status=status)
     for field, value in values.items():
         setattr(execution, field, value)
     return str(previous)
@@ -61,7 +99,7 @@ def record_test_run(
         finished_at=finished,
         created_at=started,
         duration_seconds=round(result.duration, 6),
-        output=result.output,
+        output=storable(result.output),
         output_truncated=result.output_truncated,
-        error=result.error,
+        error=storable(result.error),
     )

@@ -107,6 +107,7 @@ def run_claim(
     options = {
         "timeout": claims.timeout_for(task),
         "label": f"task-{task.pk}",
+        "execution_id": execution.pk,
         "heartbeat": heartbeat,
         "cancel": cancel,
     }

@@ -14,10 +14,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
-# System packages the tests drive: Debian's crontab (cron scripts), flock (util-linux).
+# System packages the tests drive: Debian's crontab (cron scripts), flock (util-linux),
+# libseccomp2 (the sandbox's seccomp layer).
 need_apt=()
 command -v crontab >/dev/null 2>&1 || need_apt+=(cron)
 command -v flock >/dev/null 2>&1 || need_apt+=(util-linux)
+compgen -G '/usr/lib/*/libseccomp.so.2' >/dev/null || compgen -G '/lib/*/libseccomp.so.2' >/dev/null \
+  || need_apt+=(libseccomp2)
 if [ "${#need_apt[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "Installing ${need_apt[*]} ..."
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

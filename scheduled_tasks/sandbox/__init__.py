@@ -57,15 +57,18 @@ def run_snippet(
     label: str = "snippet",
     heartbeat: Heartbeat = None,
     cancel: Cancel = None,
+    execution_id: int | None = None,
 ) -> SnippetResult:
     """Run ``code`` in a fresh child process and return what happened.
 
     ``timeout`` is wall-clock seconds (default ``SCHEDULED_TASKS["DEFAULT_TIMEOUT_SECONDS"]``);
-    ``label`` names the snippet's logger (``scheduled_tasks.snippet.<label>``);
+    ``label`` names the snippet's logger (``scheduled_tasks.snippet.<label>``); its lines
+    carry ``label`` and ``execution_id`` in a fixed prefix;
     ``heartbeat`` is called in this process every few seconds while the snippet runs.
     """
     from scheduled_tasks.sandbox.execute import execute_snippet
     from scheduled_tasks.sandbox.isolation import run_in_child
+    from scheduled_tasks.sandbox.snippet_logger import log_writer
 
     outcome = run_in_child(
         lambda channel: execute_snippet(code, channel, label),
@@ -73,6 +76,7 @@ def run_snippet(
         heartbeat=heartbeat,
         heartbeat_every=conf.get("LEASE_SECONDS") / 3,
         cancel=cancel,
+        on_log=log_writer(label, execution_id),
     )
     return _result(outcome)
 
@@ -86,10 +90,12 @@ def run_function(
     label: str = "job",
     heartbeat: Heartbeat = None,
     cancel: Cancel = None,
+    execution_id: int | None = None,
 ) -> SnippetResult:
     """Run the registered function ``name(ctx, **params)`` in an isolated child process."""
     from scheduled_tasks.sandbox.execute import execute_function
     from scheduled_tasks.sandbox.isolation import run_in_child
+    from scheduled_tasks.sandbox.snippet_logger import log_writer
 
     outcome = run_in_child(
         lambda channel: execute_function(name, params, now, channel, label),
@@ -97,5 +103,6 @@ def run_function(
         heartbeat=heartbeat,
         heartbeat_every=conf.get("LEASE_SECONDS") / 3,
         cancel=cancel,
+        on_log=log_writer(label, execution_id),
     )
     return _result(outcome)

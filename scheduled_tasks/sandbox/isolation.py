@@ -1,36 +1,68 @@
 """Run a function in a forked child with rlimits, a wall-clock timeout and an output cap.
 
-The parent survives whatever the child does: a crash, a kill, a memory bomb, an endless loop.
-Django is prepared once in the parent; each run is a plain ``fork()`` (a few milliseconds),
-not a fresh interpreter.
+The parent survives whatever the child does: a crash, a kill, a memory bomb, an endless loop,
+and bytes forged by a snippet that escaped the Python layers (it then controls the child
+completely). Django is prepared once in the parent; each run is a plain ``fork()`` (a few
+milliseconds), not a fresh interpreter.
 
-Wire format from child to parent: frames of ``kind (1 byte) + length (4 bytes) + payload``,
-``O`` for output text as it is produced (so a timeout still keeps what was printed) and
-``R`` for the final JSON result.
+The child reports through frames (:mod:`.protocol`), prepares itself (:mod:`.childenv`:
+descriptors, streams, signals) and leads its own process tree (:mod:`.proctree`). The wall
+clock holds after a result: the run is over when the child has sent its result *and* closed
+the pipe (or stopped itself, or exited); until then the deadline still applies. The child
+never exits by itself: it waits to be killed, so that the parent can find and kill its
+descendants first. A frame the parent refuses ends the run ``failed`` with "invalid result
+from the sandbox" and the child's tree is killed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import faulthandler
-import json
 import logging
 import os
 import resource
 import select
 import signal
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from scheduled_tasks.sandbox import childenv, proctree
+from scheduled_tasks.sandbox.proctree import adopt_orphans
+from scheduled_tasks.sandbox.protocol import (
+    INVALID_RESULT,
+    LOG_LIMIT_NOTICE,
+    MAX_ERROR_CHARS,
+    OutputChannel,
+    ProtocolError,
+    Reader,
+    active_channel,
+    clip,
+    set_active,
+    utf8_prefix,
+)
+
+__all__ = [
+    "INVALID_RESULT",
+    "LOG_LIMIT_NOTICE",
+    "MAX_ERROR_CHARS",
+    "ChildOutcome",
+    "Limits",
+    "OutputChannel",
+    "active_channel",
+    "adopt_orphans",
+    "apply_limits",
+    "clip",
+    "run_in_child",
+    "utf8_prefix",
+]
+
 log = logging.getLogger("scheduled_tasks.sandbox")
 
-_HEADER = struct.Struct("!cI")
 _POLL_SECONDS = 0.5
-MAX_ERROR_CHARS = 8000
+_SETTLE_POLL_SECONDS = 0.01
+_READ_BYTES = 65536
 
 # Old connection objects the child must never close or free (see _forget_inherited_connections).
 _KEEP_ALIVE: list[Any] = []
@@ -45,65 +77,11 @@ class Limits:
 
 @dataclass(frozen=True)
 class ChildOutcome:
-    status: str  # completed / failed / timeout
+    status: str  # completed / failed / timeout / cancelled
     output: str
     error: str
     output_truncated: bool
     duration: float
-
-
-class OutputChannel:
-    """The child's end: sends output (up to the cap) and the result."""
-
-    def __init__(self, fd: int, max_bytes: int) -> None:
-        self._fd = fd
-        self._left = max_bytes
-        self.truncated = False
-
-    def _send(self, kind: bytes, payload: bytes) -> None:
-        data = _HEADER.pack(kind, len(payload)) + payload
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-
-    def write(self, text: str) -> None:
-        if self._left <= 0:
-            self._mark_truncated()
-            return
-        data = text.encode("utf-8", errors="replace")
-        cut = len(data) > self._left
-        if cut:
-            data = utf8_prefix(data, self._left)
-        self._left -= len(data)
-        if data:
-            self._send(b"O", data)
-        if cut:
-            self._mark_truncated()
-
-    def _mark_truncated(self) -> None:
-        # Told at once, so the parent knows even if the run then times out.
-        if not self.truncated:
-            self.truncated = True
-            self._send(b"T", b"")
-
-    def result(self, status: str, error: str) -> None:
-        payload = {"status": status, "error": clip(error), "truncated": self.truncated}
-        self._send(b"R", json.dumps(payload).encode())
-
-
-def utf8_prefix(data: bytes, limit: int) -> bytes:
-    """At most ``limit`` bytes of ``data`` without splitting a character."""
-    return data[:limit].decode("utf-8", errors="ignore").encode("utf-8")
-
-
-def clip(text: str, limit: int = MAX_ERROR_CHARS) -> str:
-    """Keep the start and the end (where the exception itself is) of a long error."""
-    if len(text) <= limit:
-        return text
-    head = limit // 4
-    tail = limit - head - 40
-    return f"{text[:head]}\n... ({len(text) - head - tail} characters cut) ...\n{text[-tail:]}"
 
 
 def _vm_size_bytes() -> int:
@@ -127,7 +105,8 @@ def _forget_inherited_connections() -> None:
     # The parent's database sockets are shared with us after fork. Closing them here would send
     # PostgreSQL a Terminate on the parent's session, so drop the wrappers' references without
     # closing, keep the objects alive (freeing a libpq connection also closes it), and let the
-    # child open connections of its own on first use.
+    # child open connections of its own on first use. (childenv.close_inherited_fds has closed
+    # our copies of their descriptors: that sends nothing, the parent's copies stay open.)
     from django.db import connections
 
     for conn in connections.all(initialized_only=True):
@@ -175,15 +154,10 @@ def _close_child_connections() -> None:
                 conn.close()
 
 
-_PR_SET_PDEATHSIG = 1
-
-
 def _die_with_parent(parent: int) -> None:
     # If the runner is killed (kill -9), its run must not go on unseen beside the retry that
     # another runner will start once the lease expires.
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    proctree.prctl(proctree.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
 
@@ -193,61 +167,40 @@ def _child_main(
     limits: Limits,
     target: Callable[[OutputChannel], tuple[str, str]],
     parent: int,
+    prepare: Callable[[], object] | None = None,
+    sqlite: frozenset[str] = frozenset(),
 ) -> None:
     channel = OutputChannel(write_fd, limits.max_output_bytes)
     try:
+        proctree.own_session()
         _die_with_parent(parent)
+        channel._fd = childenv.close_inherited_fds(write_fd, sqlite)
+        set_active(channel)
         faulthandler.disable()  # a crash is reported to the parent, not dumped on its stderr
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        # Ctrl-C reaches the whole process group; the parent decides whether the run stops.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        childenv.reset_signals()
+        childenv.capture_streams(channel)
         _forget_inherited_connections()
         _limit_statements(limits.timeout)
         _scrub_secrets()
         apply_limits(limits)
+        if prepare is not None:
+            # Confinement (database wall, secrets, OS layers): after the limits are set, before
+            # anything of the snippet runs.
+            prepare()
         status, error = target(channel)
         _close_child_connections()
         channel.result(status, error)
     except MemoryError:
-        channel.result("failed", f"memory limit exceeded ({limits.max_memory_mb} MB)")
+        with contextlib.suppress(BaseException):
+            channel.result("failed", f"memory limit exceeded ({limits.max_memory_mb} MB)")
     except BaseException as exc:  # the parent must get an answer whatever happened
         with contextlib.suppress(BaseException):
             channel.result("failed", f"sandbox error: {type(exc).__name__}: {exc}")
     finally:
+        with contextlib.suppress(BaseException):
+            channel.close()
+            childenv.await_end(limits.timeout + 60)
         os._exit(0)  # never run the parent's atexit handlers or flush its buffers
-
-
-class _Reader:
-    """The parent's end: collects frames, enforcing the output cap again."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.buffer = bytearray()
-        self.output = bytearray()
-        self.max_bytes = max_bytes
-        self.truncated = False
-        self.result: dict[str, Any] | None = None
-
-    def feed(self, chunk: bytes) -> None:
-        self.buffer += chunk
-        while len(self.buffer) >= _HEADER.size:
-            kind, length = _HEADER.unpack_from(self.buffer)
-            if len(self.buffer) < _HEADER.size + length:
-                return
-            payload = bytes(self.buffer[_HEADER.size : _HEADER.size + length])
-            del self.buffer[: _HEADER.size + length]
-            if kind == b"O":
-                room = self.max_bytes - len(self.output)
-                if len(payload) > room:
-                    self.truncated = True
-                    payload = utf8_prefix(payload, max(room, 0))
-                self.output += payload
-            elif kind == b"T":
-                self.truncated = True
-            elif kind == b"R":
-                self.result = json.loads(payload)
-
-    def text(self) -> str:
-        return self.output.decode("utf-8", errors="replace")
 
 
 def _describe_exit(wait_status: int, limits: Limits) -> str:
@@ -264,6 +217,30 @@ def _describe_exit(wait_status: int, limits: Limits) -> str:
     return f"the snippet's process ended unexpectedly (exit status {code})"
 
 
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)  # readable once the child has exited (not reaped)
+    except (AttributeError, OSError):
+        return None
+
+
+def _settled(pid: int) -> bool:
+    """Whether the child has stopped (its end after a result) or exited, without reaping it."""
+    flags = os.WEXITED | os.WSTOPPED | os.WNOHANG | os.WNOWAIT
+    try:
+        return os.waitid(os.P_PID, pid, flags) is not None
+    except ChildProcessError:
+        return True
+
+
+def _exited(pid: int) -> bool:
+    # Without reaping: the pid stays ours (and its group id unused by others) until waitpid.
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
 def run_in_child(
     target: Callable[[OutputChannel], tuple[str, str]],
     limits: Limits,
@@ -271,29 +248,39 @@ def run_in_child(
     heartbeat: Callable[[], object] | None = None,
     heartbeat_every: float = 20.0,
     cancel: Callable[[], str | None] | None = None,
+    prepare: Callable[[], object] | None = None,
+    on_log: Callable[[int, str], None] | None = None,
 ) -> ChildOutcome:
     """Fork, run ``target(channel) -> (status, error)`` in the child, and collect the outcome.
+
+    ``prepare`` runs in the child after the rlimits are set and before ``target``: the
+    snippet's confinement (untrusted code gets it, registered functions do not).
 
     ``heartbeat`` is called in the parent every ``heartbeat_every`` seconds while the child
     runs (the runner renews its lease there); its errors are logged, never fatal. ``cancel``
     is asked on every poll; a reason stops the child and the run ends ``cancelled``.
+    ``on_log(level, text)`` is called in the parent for each log line of the child (the text
+    is the child's: escape it before writing it anywhere).
     """
+    sqlite = childenv.sqlite_files()
     read_fd, write_fd = os.pipe()
     started = time.monotonic()
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child
         os.close(read_fd)
-        _child_main(write_fd, limits, target, parent)
+        _child_main(write_fd, limits, target, parent, prepare, sqlite)
     os.close(write_fd)
-    reader = _Reader(limits.max_output_bytes)
+    pidfd = _pidfd(pid)
+    reader = Reader(limits.max_output_bytes, on_log)
     deadline = started + limits.timeout
     next_beat = started + heartbeat_every
     timed_out = False
     cancelled: str | None = None
-    wait_status: int | None = None
+    invalid = ""
+    exited = eof = False
     try:
-        while reader.result is None:
+        while not (eof or exited):
             current = time.monotonic()
             remaining = deadline - current
             if remaining <= 0:
@@ -310,34 +297,83 @@ def run_in_child(
                 if cancelled:
                     break
             wait = min(remaining, _POLL_SECONDS, max(next_beat - current, 0.0))
-            ready, _, _ = select.select([read_fd], [], [], wait)
-            if ready:
-                chunk = os.read(read_fd, 65536)
-                if not chunk:
-                    break  # EOF: the child is gone
-                reader.feed(chunk)
-            else:
-                # A sibling fork may hold our pipe open, so EOF alone is not enough.
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    wait_status = status
+            if reader.result is not None:
+                # A result, but the pipe is still open: done once the child stops or exits.
+                if _settled(pid):
+                    exited = True
                     break
+                wait = min(wait, _SETTLE_POLL_SECONDS)
+            watched = [read_fd] if pidfd is None else [read_fd, pidfd]
+            ready, _, _ = select.select(watched, [], [], wait)
+            if read_fd in ready:
+                chunk = os.read(read_fd, _READ_BYTES)
+                if chunk:
+                    reader.feed(chunk)
+                else:
+                    eof = True  # the child (and every holder of its pipe) closed it
+            elif (pidfd is not None and pidfd in ready) or (not ready and _exited(pid)):
+                # Gone: take what it wrote before (a descendant may hold the pipe open).
+                exited = True
+                _drain(read_fd, reader)
+        if eof and reader.result is None:
+            # Closed without a result: a crash, most likely; let its exit status tell.
+            exited = _wait_exit(pid, pidfd, min(1.0, deadline - time.monotonic()))
+    except ProtocolError as exc:
+        invalid = str(exc)
     finally:
-        if timed_out or reader.result is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if wait_status is None:
-            _, wait_status = os.waitpid(pid, 0)
+        proctree.end_tree(pid)
+        _, wait_status = os.waitpid(pid, 0)
+        if proctree.adopting() and proctree.last_pid() != pid:
+            proctree.sweep_orphans()
         os.close(read_fd)
+        if pidfd is not None:
+            os.close(pidfd)
     duration = time.monotonic() - started
-    truncated = reader.truncated or bool(reader.result and reader.result.get("truncated"))
+    result = reader.result
+    truncated = reader.truncated or bool(result and result["truncated"])
+    output = reader.text()
+    if invalid:
+        log.warning("sandbox child %s sent %s: the run is recorded as failed", pid, invalid)
+        return ChildOutcome("failed", output, INVALID_RESULT, truncated, duration)
     if timed_out:
         error = f"timed out after {limits.timeout:g} s"
-        return ChildOutcome("timeout", reader.text(), error, truncated, duration)
-    if cancelled and reader.result is None:
-        return ChildOutcome("cancelled", reader.text(), cancelled, truncated, duration)
-    if reader.result is None:
-        error = _describe_exit(wait_status, limits)
-        return ChildOutcome("failed", reader.text(), error, truncated, duration)
-    status = reader.result.get("status", "failed")
-    return ChildOutcome(status, reader.text(), reader.result.get("error", ""), truncated, duration)
+        return ChildOutcome("timeout", output, error, truncated, duration)
+    if cancelled:
+        return ChildOutcome("cancelled", output, cancelled, truncated, duration)
+    if result is None:
+        if exited:
+            error = _describe_exit(wait_status, limits)
+        else:
+            error = "the snippet's process closed its pipe without a result"
+        return ChildOutcome("failed", output, error, truncated, duration)
+    return ChildOutcome(result["status"], output, result["error"], truncated, duration)
+
+
+def _wait_exit(pid: int, pidfd: int | None, timeout: float) -> bool:
+    """Whether the child exits (without reaping it) within ``timeout`` seconds."""
+    if pidfd is not None:
+        return bool(select.select([pidfd], [], [], max(timeout, 0.0))[0])
+    end = time.monotonic() + timeout
+    while not _exited(pid):
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def _drain(read_fd: int, reader: Reader) -> None:
+    """Read what is in the pipe now, without waiting for more."""
+    os.set_blocking(read_fd, False)
+    try:
+        while True:
+            try:
+                chunk = os.read(read_fd, _READ_BYTES)
+            except BlockingIOError:
+                return
+            except InterruptedError:
+                continue
+            if not chunk:
+                return
+            reader.feed(chunk)  # bounded: every accepted frame spends the cap or a budget
+    finally:
+        os.set_blocking(read_fd, True)

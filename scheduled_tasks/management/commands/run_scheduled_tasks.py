@@ -14,6 +14,7 @@ from django.utils import timezone
 from scheduled_tasks import conf, runner
 from scheduled_tasks.daemon import DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, Scheduler
 from scheduled_tasks.models import Execution, ScheduledTask
+from scheduled_tasks.sandbox import isolation
 
 
 def _positive_int(value: str) -> int:
@@ -87,6 +88,9 @@ class Command(BaseCommand):
         return self._parser
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # This process only runs the scheduler: descendants a sandbox child leaves behind
+        # come to it (not to init) and are swept after each run.
+        isolation.adopt_orphans()
         if options["daemon"]:
             if options["task_id"] is not None or options["dry_run"]:
                 self._parser.error("--daemon cannot be combined with --task-id or --dry-run")
