@@ -52,3 +52,168 @@ def check_scheduled_tasks_settings(app_configs: Any = None, **kwargs: Any) -> li
         for message in namespace_errors(values["NAMESPACE"]):
             errors.append(Error(message, id="scheduled_tasks.E005"))
     return errors
+
+
+# --- the database wall (scheduled_tasks/sandbox/dbwall.py) ---------------------------------
+
+
+@register()
+def check_sandbox_database_url(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """SANDBOX_DATABASE_URL: a postgres URL on PostgreSQL, naming a role of its own."""
+    from django.core.checks import Warning
+    from django.db import connections
+
+    from scheduled_tasks.sandbox.dbwall import sandbox_connection_settings
+
+    url = conf.get("SANDBOX_DATABASE_URL")
+    default = connections["default"]
+    if url is not None:
+        try:
+            if not isinstance(url, str):
+                raise ValueError("not a string")
+            creds = sandbox_connection_settings(url)
+        except Exception as exc:
+            return [
+                Error(
+                    f"SCHEDULED_TASKS['SANDBOX_DATABASE_URL'] is not a postgres:// URL ({exc}).",
+                    id="scheduled_tasks.E020",
+                )
+            ]
+        if default.vendor != "postgresql":
+            return [
+                Error(
+                    "SCHEDULED_TASKS['SANDBOX_DATABASE_URL'] is set but the database is "
+                    f"{default.vendor}: it applies to PostgreSQL only.",
+                    hint="Remove it; on SQLite snippets are confined by an authorizer.",
+                    id="scheduled_tasks.E021",
+                )
+            ]
+    if default.vendor != "postgresql":
+        return []
+    if url is None or creds["USER"] in ("", default.settings_dict.get("USER") or ""):
+        return [
+            Warning(
+                "Snippets would run as the application's own database role: a snippet that "
+                "escapes the Python sandbox could read and change every table.",
+                hint="Run `manage.py sync_sandbox_role` and set "
+                "SCHEDULED_TASKS['SANDBOX_DATABASE_URL'] to the URL it prints.",
+                id="scheduled_tasks.W020",
+            )
+        ]
+    return []
+
+
+@register("database")  # Tags.database: runs with `manage.py check --database default`
+def check_sandbox_role(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Any]:
+    """Connect as the sandbox role: it must be no superuser and unable to read passwords."""
+    from django.contrib.auth import get_user_model
+    from django.core.checks import Warning
+    from django.db import connections
+
+    from scheduled_tasks.sandbox.dbwall import sandbox_connection_settings
+
+    url = conf.get("SANDBOX_DATABASE_URL")
+    default = connections["default"]
+    if not databases or "default" not in databases or not url or default.vendor != "postgresql":
+        return []
+    try:
+        import psycopg
+
+        creds = sandbox_connection_settings(url)
+        with psycopg.connect(
+            dbname=creds["NAME"] or default.settings_dict["NAME"],
+            user=creds["USER"],
+            password=creds["PASSWORD"] or None,
+            host=creds["HOST"] or default.settings_dict.get("HOST") or None,
+            port=creds["PORT"] or default.settings_dict.get("PORT") or None,
+            connect_timeout=5,
+            **{k: v for k, v in creds["OPTIONS"].items() if isinstance(v, str)},
+        ) as conn:
+            user_meta = get_user_model()._meta
+            row = conn.execute(
+                "SELECT r.rolsuper, r.rolbypassrls, "
+                "to_regclass(quote_ident(%s)) IS NOT NULL "
+                "AND has_column_privilege(quote_ident(%s), %s, 'SELECT') "
+                "FROM pg_roles r WHERE r.rolname = current_user",
+                (user_meta.db_table, user_meta.db_table, "password"),
+            ).fetchone()
+    except Exception as exc:
+        return [
+            Warning(
+                f"Cannot connect with SANDBOX_DATABASE_URL: {type(exc).__name__}: {exc}",
+                id="scheduled_tasks.W021",
+            )
+        ]
+    superuser, bypassrls, reads_passwords = row
+    problems = []
+    if superuser or bypassrls:
+        problems.append("is a superuser" if superuser else "bypasses row-level security")
+    if reads_passwords:
+        problems.append(f"can read {user_meta.db_table}.password")
+    if not problems:
+        return []
+    return [
+        Warning(
+            f"The sandbox database role {creds['USER']!r} {' and '.join(problems)}.",
+            hint="Run `manage.py sync_sandbox_role` for that role.",
+            id="scheduled_tasks.W022",
+        )
+    ]
+
+
+@register()
+def check_sandbox_os_layers(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Warn when this machine cannot give a snippet's process one of its OS layers."""
+    from django.core.checks import Warning
+
+    from scheduled_tasks.sandbox import oslayer
+
+    user = conf.get("SANDBOX_USER")
+    offer = oslayer.available_layers(user)
+    warnings: list[Any] = []
+    if not offer["seccomp"]:
+        warnings.append(
+            Warning(
+                "Snippets run without a seccomp filter "
+                f"({offer.get('seccomp_error') or 'unavailable'}).",
+                hint="Install libseccomp2 (Debian) and the pyseccomp package.",
+                id="scheduled_tasks.W101",
+            )
+        )
+    if not offer["landlock"]:
+        warnings.append(
+            Warning(
+                "Snippets run without Landlock: the kernel lacks it or it is disabled.",
+                hint="Use Linux 5.13 or later with 'landlock' in the lsm= boot parameter.",
+                id="scheduled_tasks.W102",
+            )
+        )
+    if offer["root"] and user is None:
+        warnings.append(
+            Warning(
+                "The runner is root and SCHEDULED_TASKS['SANDBOX_USER'] is None: snippets run "
+                "as root.",
+                hint="Set SANDBOX_USER to an unprivileged user such as 'nobody'.",
+                id="scheduled_tasks.W103",
+            )
+        )
+    elif offer["root"] and not offer["sandbox_user"]:
+        warnings.append(
+            Warning(
+                f"SCHEDULED_TASKS['SANDBOX_USER'] {user!r} does not exist (or is root): every "
+                "snippet run fails rather than run as root.",
+                hint="Create the user or set SANDBOX_USER to an existing unprivileged user.",
+                id="scheduled_tasks.W104",
+            )
+        )
+    elif offer["root"] and (unreadable := oslayer.python_unreadable_by(user)):
+        warnings.append(
+            Warning(
+                f"SCHEDULED_TASKS['SANDBOX_USER'] {user!r} cannot read {', '.join(unreadable)}: "
+                "imports a snippet triggers (datetime.strptime imports _strptime) fail.",
+                hint="Install Python and the virtualenv where that user can read them (not "
+                "under /root), or make the directories world-readable.",
+                id="scheduled_tasks.W105",
+            )
+        )
+    return warnings

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +22,34 @@ def now() -> datetime:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sandbox_database_role(request: pytest.FixtureRequest) -> Iterator[None]:
+    """PostgreSQL runs: the role snippets connect as (SANDBOX_DATABASE_URL), synced after the
+    migrations and dropped at the end."""
+    from django.conf import settings
+
+    role = getattr(settings, "SANDBOX_TEST_ROLE", None)
+    if role is None:
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
+    blocker = request.getfixturevalue("django_db_blocker")
+    from django.core.management import call_command
+    from django.db import connection
+
+    with blocker.unblock():
+        call_command(
+            "sync_sandbox_role",
+            role=role,
+            password=settings.SANDBOX_TEST_PASSWORD,
+            stdout=io.StringIO(),
+        )
+    yield
+    with blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(f'DROP OWNED BY "{role}"')
+        cursor.execute(f'DROP ROLE "{role}"')
 
 
 def database_url_for_subprocess() -> str:

@@ -16,6 +16,11 @@ else:
     # One test database per worker, so parallel runs on one server do not collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_ticketproo_{worker}"}
 
+# This machine's interpreter lives under /root, which the sandbox user cannot read (W105 is
+# right to warn a deployment about it); the commands the tests run must not print it.
+# tests/test_oslayer.py calls the check itself.
+SILENCED_SYSTEM_CHECKS = ["scheduled_tasks.W105"]
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 TEST_LOG_FILE = BASE_DIR / "logs" / "test_scheduled_tasks.log"
@@ -27,3 +32,17 @@ SCHEDULED_TASKS = {
     "LEASE_SECONDS": int(os.environ.get("TEST_LEASE_SECONDS", "60")),
 }
 LOGGING["handlers"]["scheduled_tasks_file"]["filename"] = str(TEST_LOG_FILE)
+
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # Snippets connect as a sandbox role holding the allowlist only; tests/conftest.py creates
+    # it on the test database after the migrations (``sync_sandbox_role``). Roles are global
+    # to the server: one per worker, dropped at the end of the run.
+    _db = DATABASES["default"]
+    SANDBOX_TEST_ROLE = "ticketproo_sandbox_" + "".join(
+        c if c.isalnum() else "_" for c in worker.lower()
+    )
+    SANDBOX_TEST_PASSWORD = "sandbox-test-password"
+    SCHEDULED_TASKS["SANDBOX_DATABASE_URL"] = (
+        f"postgres://{SANDBOX_TEST_ROLE}:{SANDBOX_TEST_PASSWORD}@{_db.get('HOST') or '127.0.0.1'}"
+        f"{':' + str(_db['PORT']) if _db.get('PORT') else ''}/{DATABASES['default']['TEST']['NAME']}"
+    )

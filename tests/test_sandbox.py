@@ -11,6 +11,9 @@ from scheduled_tasks.sandbox import check_code, run_snippet
 from tests.conftest import run_manage
 from tests.factories import make_ticket
 
+# Every snippet's process opens (and confines) its own database connection before it runs.
+pytestmark = pytest.mark.django_db
+
 
 def run(code: str, **kwargs):
     return run_snippet(code, timeout=kwargs.pop("timeout", 10), **kwargs)

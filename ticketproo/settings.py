@@ -1,7 +1,8 @@
 """TicketProo settings: flat, read from the environment with safe defaults.
 
 Environment variables: DATABASE_URL, SECRET_KEY, DEBUG, ALLOWED_HOSTS, TIME_ZONE,
-SCHEDULED_TASKS_EMBEDDED. Scheduler settings live in the one ``SCHEDULED_TASKS`` dict below;
+SCHEDULED_TASKS_EMBEDDED, SANDBOX_DATABASE_URL. Scheduler settings live in the one
+``SCHEDULED_TASKS`` dict below;
 its defaults and documentation are in ``scheduled_tasks/conf.py``.
 """
 
@@ -99,6 +100,8 @@ LOG_DIR = BASE_DIR / "logs"
 SCHEDULED_TASKS = {
     "LOG_FILE": LOG_DIR / "scheduled_tasks.log",
     "EMBEDDED": env_bool("SCHEDULED_TASKS_EMBEDDED", False),
+    # PostgreSQL: the role snippets connect as (``manage.py sync_sandbox_role`` prints it).
+    "SANDBOX_DATABASE_URL": env_str("SANDBOX_DATABASE_URL", "") or None,
 }
 
 LOGGING = {

@@ -66,13 +66,16 @@ def run_snippet(
     carry ``label`` and ``execution_id`` in a fixed prefix;
     ``heartbeat`` is called in this process every few seconds while the snippet runs.
     """
+    from scheduled_tasks.sandbox.confine import announce_layers, confine_snippet_process
     from scheduled_tasks.sandbox.execute import execute_snippet
     from scheduled_tasks.sandbox.isolation import run_in_child
     from scheduled_tasks.sandbox.snippet_logger import log_writer
 
+    announce_layers()
     outcome = run_in_child(
         lambda channel: execute_snippet(code, channel, label),
         _limits(timeout),
+        prepare=confine_snippet_process,
         heartbeat=heartbeat,
         heartbeat_every=conf.get("LEASE_SECONDS") / 3,
         cancel=cancel,

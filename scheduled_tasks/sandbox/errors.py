@@ -9,7 +9,6 @@ only, raised outside the ``except`` block so it has no ``__cause__`` or ``__cont
 
 from __future__ import annotations
 
-import builtins
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -173,6 +172,10 @@ def translate(exc: BaseException) -> BaseException:
     if kind is ValidationError:
         return ValidationError(_text(exc), [_text(m) for m in exc.messages])
     message = _text(exc)
+    if isinstance(exc, db_utils.Error):
+        # PostgreSQL adds DETAIL/HINT lines ("Failing row contains (...)" lists every column,
+        # allowlisted or not): the first line says what went wrong.
+        message = message.split("\n", 1)[0].strip()
     for cls in kind.__mro__:
         mapped = _model_errors.get(cls) or _DJANGO_TO_SANDBOX.get(cls)
         if mapped is not None:
@@ -219,8 +222,3 @@ def firewall_class(cls: type) -> type:
         if callable(member) and not isinstance(member, type):
             setattr(cls, name, firewall(member))
     return cls
-
-
-def builtin_exception(name: str) -> type[BaseException] | None:
-    value = getattr(builtins, name, None)
-    return value if isinstance(value, type) and issubclass(value, BaseException) else None

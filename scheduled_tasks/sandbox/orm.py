@@ -128,6 +128,9 @@ def _exact_str(value: Any, what: str) -> str:
 
 def plain_out(value: Any, where: str) -> Any:
     """A value read from Django, checked before the snippet gets it."""
+    if isinstance(value, models.Choices):
+        # A field default such as Ticket.Status.OPEN, still on an unsaved row: its value.
+        value = value.value
     try:
         return vetting.plain_copy(value)
     except TypeError:
@@ -242,7 +245,10 @@ class _Checker:
             return value
         if last == "in":
             if type(value) is QuerySetProxy:
-                if relation and value._spec.model is not resolved.spec.model and not value._plain:
+                # Rows of the related model for a relation; plain values() rows otherwise.
+                if value._plain if relation else not value._plain:
+                    raise TypeError(f"{key} takes a list or a values_list() query here")
+                if relation and value._spec.model is not resolved.spec.model:
                     raise TypeError(f"{key} takes {resolved.spec.name} objects")
                 return value._qs
             if type(value) not in (list, tuple, set, frozenset):
