@@ -66,12 +66,17 @@ def run_snippet(
     carry ``label`` and ``execution_id`` in a fixed prefix;
     ``heartbeat`` is called in this process every few seconds while the snippet runs.
     """
-    from scheduled_tasks.sandbox.confine import announce_layers, confine_snippet_process
+    from scheduled_tasks.sandbox.confine import (
+        announce_layers,
+        confine_snippet_process,
+        prepare_in_parent,
+    )
     from scheduled_tasks.sandbox.execute import execute_snippet
     from scheduled_tasks.sandbox.isolation import run_in_child
     from scheduled_tasks.sandbox.snippet_logger import log_writer
 
     announce_layers()
+    prepare_in_parent(code)
     outcome = run_in_child(
         lambda channel: execute_snippet(code, channel, label),
         _limits(timeout),

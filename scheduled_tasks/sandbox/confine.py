@@ -16,7 +16,6 @@ import logging
 
 from scheduled_tasks import conf
 from scheduled_tasks.sandbox import dbwall, oslayer, secrets
-from scheduled_tasks.sandbox.orm import build_registry
 
 log = logging.getLogger("scheduled_tasks.sandbox")
 _announced = False
@@ -41,10 +40,22 @@ def announce_layers() -> None:
         log.info("%s; %s; secrets scrubbed", oslayer.describe_layers(), database_layer())
 
 
+def prepare_in_parent(code: str) -> None:
+    """Everything a run can share, made before the fork (the child inherits it): the compiled
+    snippet, the namespace and its model registry, the names of the secrets to scrub."""
+    from scheduled_tasks.sandbox.namespace import base_namespace
+    from scheduled_tasks.sandbox.policy import compile_snippet
+
+    compile_snippet(code)
+    dbwall.cached_grants(base_namespace(conf.get("NAMESPACE")).registry)
+    secrets.secret_setting_names()
+
+
 def confine_snippet_process() -> list[str]:
     """Confine this (child) process; return the layers now active, for the record."""
-    config = conf.get("NAMESPACE")
-    registry = build_registry({k: v for k, v in config.items() if isinstance(v, dict)})
+    from scheduled_tasks.sandbox.namespace import base_namespace
+
+    registry = base_namespace(conf.get("NAMESPACE")).registry
     layers = [dbwall.confine_database(registry)]
     secrets.scrub_process_secrets()
     layers.append("secrets scrubbed")

@@ -48,6 +48,18 @@ def _add(target: dict[str, set[str]], table: str, column: str) -> None:
     target.setdefault(table, set()).add(column)
 
 
+_GRANTS: dict[int, tuple[ModelRegistry, Grants]] = {}
+
+
+def cached_grants(registry: ModelRegistry) -> Grants:
+    """:func:`grants_for`, computed once per registry (in the runner, before the fork)."""
+    entry = _GRANTS.get(id(registry))
+    if entry is None or entry[0] is not registry:
+        entry = (registry, grants_for(registry))
+        _GRANTS[id(registry)] = entry
+    return entry[1]
+
+
 def grants_for(registry: ModelRegistry) -> Grants:
     """The tables and columns the registry's models allow (the pk column always)."""
     select: dict[str, set[str]] = {}
@@ -310,7 +322,7 @@ def confine_database(registry: ModelRegistry, *, using: str = "default") -> str:
     started = time.perf_counter()
     connection = connections[using]
     if connection.vendor == "sqlite":
-        confine_sqlite(connection, grants_for(registry))
+        confine_sqlite(connection, cached_grants(registry))
         what = "sqlite: authorizer installed"
     elif connection.vendor == "postgresql":
         what = confine_postgresql(connection, conf.get("SANDBOX_DATABASE_URL"))

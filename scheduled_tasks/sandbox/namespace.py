@@ -21,6 +21,7 @@ import string
 import sys
 import zoneinfo
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone as dj_timezone
@@ -29,9 +30,16 @@ from django.utils.module_loading import import_string
 from scheduled_tasks import conf
 from scheduled_tasks.sandbox import vetting
 from scheduled_tasks.sandbox.errors import SNIPPET_EXCEPTIONS, SandboxViolation, firewall_class
-from scheduled_tasks.sandbox.orm import build_registry, model_proxies, resolve_model
+from scheduled_tasks.sandbox.orm import (
+    ModelRegistry,
+    build_registry,
+    model_proxies,
+    resolve_model,
+)
 from scheduled_tasks.sandbox.policy import ALLOWED_IMPORTS
 from scheduled_tasks.sandbox.snippet_logger import SnippetLogger
+
+vetting.register_proxy(SnippetLogger, open_attributes=True)
 
 # Time zone objects may cross the boundary as they are (they hold no reference outward).
 _TZ_TYPES = (dt.timezone, zoneinfo.ZoneInfo)
@@ -242,18 +250,42 @@ def _split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     return model_entries, paths
 
 
+@dataclass(frozen=True)
+class BaseNamespace:
+    """What every snippet of one NAMESPACE setting sees, but its logger: built once per
+    process, before the fork (each run's child gets a copy-on-write copy it cannot change
+    for the next run)."""
+
+    names: dict[str, Any]
+    import_hook: Callable[..., Any]
+    registry: ModelRegistry
+
+
+_BASES: dict[str, BaseNamespace] = {}
+
+
+def base_namespace(config: dict[str, Any]) -> BaseNamespace:
+    """The (cached) names, import hook and model registry of a NAMESPACE setting."""
+    key = repr(config)
+    base = _BASES.get(key)
+    if base is None:
+        model_entries, paths = _split(config)
+        registry = build_registry(model_entries)
+        names: dict[str, Any] = dict(SNIPPET_EXCEPTIONS)
+        names.update({name: expose(name, import_string(path)) for name, path in paths.items()})
+        names.update(model_proxies(registry))
+        base = BaseNamespace(names, make_import_hook(_allowed_modules()), registry)
+        _BASES[key] = base
+    return base
+
+
 def build_namespace(
     config: dict[str, Any], *, sink: Callable[[str], None], label: str = "snippet"
 ) -> tuple[dict[str, Any], Callable[..., Any]]:
     """The snippet's names and its import hook, from the NAMESPACE setting."""
-    model_entries, paths = _split(config)
-    names: dict[str, Any] = dict(SNIPPET_EXCEPTIONS)
-    names.update({name: expose(name, import_string(path)) for name, path in paths.items()})
-    names.update(model_proxies(build_registry(model_entries)))
+    base = base_namespace(config)
     logger = SnippetLogger(sink, label, budget=conf.get("MAX_OUTPUT_BYTES"))
-    vetting.register_proxy(type(logger), open_attributes=True)
-    names["logger"] = logger
-    return names, make_import_hook(_allowed_modules())
+    return {**base.names, "logger": logger}, base.import_hook
 
 
 def namespace_errors(config: dict[str, Any]) -> list[str]:

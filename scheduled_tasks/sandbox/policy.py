@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,7 +112,22 @@ def _problem_from_message(message: str) -> CodeProblem:
 
 
 def compile_snippet(code: str) -> tuple[CodeType | None, list[CodeProblem]]:
-    """Compile ``code`` under the sandbox policy: (code object, []) or (None, problems)."""
+    """Compile ``code`` under the sandbox policy: (code object, []) or (None, problems).
+
+    Cached by the code's text (code objects are immutable): a task's snippet is compiled once
+    per process, before the fork, not once per run.
+    """
+    compiled, problems = _compile_cached(code)
+    return compiled, list(problems)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_cached(code: str) -> tuple[CodeType | None, tuple[CodeProblem, ...]]:
+    compiled, problems = _compile(code)
+    return compiled, tuple(problems)
+
+
+def _compile(code: str) -> tuple[CodeType | None, list[CodeProblem]]:
     if "\x00" in code:
         return None, [CodeProblem(None, "The code contains a NUL character.")]
     try:

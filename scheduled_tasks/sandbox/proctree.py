@@ -15,7 +15,9 @@ import contextlib
 import ctypes
 import logging
 import os
+import queue
 import signal
+import threading
 import time
 from typing import Any
 
@@ -141,6 +143,29 @@ def end_tree(pid: int) -> list[int]:
     if left:
         log.error("sandbox child %s: descendants %s could not be killed", pid, left)
     return left
+
+
+_reaper_queue: queue.SimpleQueue[int] | None = None
+_reaper_lock = threading.Lock()
+
+
+def _reap_forever(pids: queue.SimpleQueue[int]) -> None:
+    while True:
+        pid = pids.get()
+        with contextlib.suppress(ChildProcessError):  # reaped elsewhere (sweep_orphans)
+            os.waitpid(pid, 0)
+
+
+def reap_later(pid: int) -> None:
+    """Reap a killed child in a background thread (its exit status is not needed)."""
+    global _reaper_queue
+    with _reaper_lock:
+        if _reaper_queue is None:
+            _reaper_queue = queue.SimpleQueue()
+            threading.Thread(
+                target=_reap_forever, args=(_reaper_queue,), name="sandbox-reaper", daemon=True
+            ).start()
+    _reaper_queue.put(pid)
 
 
 _ADOPTING = False

@@ -43,8 +43,7 @@ def _cleansed(name: str, value: Any) -> Any:
     return value
 
 
-def scrub_settings() -> None:
-    """Settings (and the settings modules they were read from) without secrets."""
+def _settings_holders() -> list[Any]:
     wrapped = getattr(settings, "_wrapped", None)
     holders: list[Any] = [wrapped] if wrapped is not None else []
     module_name = os.environ.get("DJANGO_SETTINGS_MODULE") or getattr(
@@ -53,15 +52,38 @@ def scrub_settings() -> None:
     for name in {module_name, "ticketproo.settings"}:
         if name and name in sys.modules:
             holders.append(sys.modules[name])
-    for holder in holders:
-        for name in [n for n in vars(holder) if n.isupper()]:
-            value = getattr(holder, name)
-            clean = _cleansed(name, value)
-            if clean is not value:
-                setattr(holder, name, clean)
-    # The cached settings attribute (LazySettings caches what was read).
-    for name in [n for n in vars(settings) if n.isupper()]:
-        vars(settings)[name] = _cleansed(name, vars(settings)[name])
+    return holders
+
+
+_SECRET_SETTINGS: list[str] | None = None
+
+
+def secret_setting_names() -> list[str]:
+    """Names of the settings that hold a secret, somewhere inside (found once, in the runner,
+    so the child only overwrites them)."""
+    global _SECRET_SETTINGS
+    if _SECRET_SETTINGS is None:
+        found = set()
+        for holder in _settings_holders():
+            for name in [n for n in vars(holder) if n.isupper()]:
+                if _cleansed(name, getattr(holder, name)) != getattr(holder, name):
+                    found.add(name)
+        _SECRET_SETTINGS = sorted(found)
+    return _SECRET_SETTINGS
+
+
+def scrub_settings() -> None:
+    """Settings (and the settings modules they were read from) without secrets."""
+    names = secret_setting_names()
+    for holder in _settings_holders():
+        for name in names:
+            if name in vars(holder):
+                setattr(holder, name, _cleansed(name, getattr(holder, name)))
+    # The cached settings attributes (LazySettings caches what was read).
+    cached = vars(settings)
+    for name in names:
+        if name in cached:
+            cached[name] = _cleansed(name, cached[name])
 
 
 def scrub_connection_settings() -> None:
@@ -113,3 +135,6 @@ def scrub_process_secrets() -> None:
     scrub_connection_settings()
     scrub_environ()
     scrub_environ_block()
+
+
+is_secret_name("SECRET_KEY")  # compiles Django's lazy pattern here, not in every child

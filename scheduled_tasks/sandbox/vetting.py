@@ -181,19 +181,6 @@ def vetted_class(obj: Any) -> bool:
     )
 
 
-def allows_attributes(obj: Any) -> bool:
-    """Default deny: may a snippet read (public) attributes of ``obj``?"""
-    kind = type(obj)
-    return (
-        kind in VALUE_TYPES
-        or kind in _proxy_types
-        or kind in _exception_types
-        or kind in _choices_classes
-        or vetted_class(obj)
-        or _is_snippet_made(obj)
-    )
-
-
 def allows_items(obj: Any) -> bool:
     """May a snippet index or iterate ``obj``?"""
     kind = type(obj)
@@ -204,6 +191,11 @@ def allows_items(obj: Any) -> bool:
         or vetted_class(obj)
         or _is_snippet_made(obj)
     )
+
+
+def allows_attributes(obj: Any) -> bool:
+    """Default deny: may a snippet read (public) attributes of ``obj``?"""
+    return allows_items(obj) or type(obj) in _exception_types
 
 
 def allows_item_writes(obj: Any) -> bool:
