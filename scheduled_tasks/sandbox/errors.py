@@ -109,23 +109,27 @@ _model_errors: dict[type[BaseException], type[BaseException]] = {}
 
 
 def model_exceptions(label: str, model: Any) -> tuple[type[BaseException], type[BaseException]]:
-    """Fresh ``DoesNotExist`` / ``MultipleObjectsReturned`` classes for one model proxy."""
-    does_not_exist = vetting.register_exception(
-        type(
-            "DoesNotExist",
-            (ObjectDoesNotExist,),
-            {"__module__": "snippet", "__qualname__": f"{label}.DoesNotExist"},
+    """The sandbox's ``DoesNotExist`` / ``MultipleObjectsReturned`` of one model: made once per
+    model and process, so that every namespace built here catches what the firewall raises."""
+    does_not_exist = _model_errors.get(model.DoesNotExist)
+    multiple = _model_errors.get(model.MultipleObjectsReturned)
+    if does_not_exist is None or multiple is None:
+        does_not_exist = vetting.register_exception(
+            type(
+                "DoesNotExist",
+                (ObjectDoesNotExist,),
+                {"__module__": "snippet", "__qualname__": f"{label}.DoesNotExist"},
+            )
         )
-    )
-    multiple = vetting.register_exception(
-        type(
-            "MultipleObjectsReturned",
-            (MultipleObjectsReturned,),
-            {"__module__": "snippet", "__qualname__": f"{label}.MultipleObjectsReturned"},
+        multiple = vetting.register_exception(
+            type(
+                "MultipleObjectsReturned",
+                (MultipleObjectsReturned,),
+                {"__module__": "snippet", "__qualname__": f"{label}.MultipleObjectsReturned"},
+            )
         )
-    )
-    _model_errors[model.DoesNotExist] = does_not_exist
-    _model_errors[model.MultipleObjectsReturned] = multiple
+        _model_errors[model.DoesNotExist] = does_not_exist
+        _model_errors[model.MultipleObjectsReturned] = multiple
     return does_not_exist, multiple
 
 

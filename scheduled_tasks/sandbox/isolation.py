@@ -331,7 +331,8 @@ def run_in_child(
             # Killed after its result: the exit status says nothing more, and the kernel's
             # teardown of the child's memory need not hold up the run's answer.
             wait_status = 0
-            proctree.reap_later(pid)
+            proctree.reap_later(pid, pidfd)
+            pidfd = None  # the reaper owns it now
         else:
             _, wait_status = os.waitpid(pid, 0)
         if proctree.adopting() and proctree.last_pid() != pid:

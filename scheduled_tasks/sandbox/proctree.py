@@ -149,23 +149,39 @@ _reaper_queue: queue.SimpleQueue[int] | None = None
 _reaper_lock = threading.Lock()
 
 
-def _reap_forever(pids: queue.SimpleQueue[int]) -> None:
+def _reap_forever(pidfds: queue.SimpleQueue[int]) -> None:
     while True:
-        pid = pids.get()
-        with contextlib.suppress(ChildProcessError):  # reaped elsewhere (sweep_orphans)
-            os.waitpid(pid, 0)
+        pidfd = pidfds.get()
+        try:
+            # Through the pidfd, not the pid: if someone else reaped the child and its pid
+            # was handed out again, this must not wait for (or reap) the newcomer.
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+        finally:
+            os.close(pidfd)
+        if _ADOPTING:
+            # Descendants the child held (killed, not yet reaped) come to us once it is gone.
+            with contextlib.suppress(Exception):
+                sweep_orphans()
 
 
-def reap_later(pid: int) -> None:
-    """Reap a killed child in a background thread (its exit status is not needed)."""
+def reap_later(pid: int, pidfd: int | None) -> None:
+    """Reap a killed child whose exit status is not needed, in a background thread; takes
+    ownership of ``pidfd``. Without a pidfd (an old kernel) it is reaped here and now."""
     global _reaper_queue
+    if pidfd is None or not hasattr(os, "P_PIDFD"):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        if pidfd is not None:
+            os.close(pidfd)
+        return
     with _reaper_lock:
         if _reaper_queue is None:
             _reaper_queue = queue.SimpleQueue()
             threading.Thread(
                 target=_reap_forever, args=(_reaper_queue,), name="sandbox-reaper", daemon=True
             ).start()
-    _reaper_queue.put(pid)
+    _reaper_queue.put(pidfd)
 
 
 _ADOPTING = False
