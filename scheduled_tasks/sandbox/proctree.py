@@ -159,10 +159,6 @@ def _reap_forever(pidfds: queue.SimpleQueue[int]) -> None:
                 os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
         finally:
             os.close(pidfd)
-        if _ADOPTING:
-            # Descendants the child held (killed, not yet reaped) come to us once it is gone.
-            with contextlib.suppress(Exception):
-                sweep_orphans()
 
 
 def reap_later(pid: int, pidfd: int | None) -> None:
