@@ -100,6 +100,10 @@ def timed_out(result, problems, world) -> None:
     assert result.duration < 10
 
 
+def hook_never_called(result, problems, world) -> None:
+    assert "CALLED" not in result.output, "the sandbox called a method of the snippet's object"
+
+
 def check_code_refuses(result, problems, world) -> None:
     assert problems, "check_code() must report the problem (it is what the forms call)"
 
@@ -368,7 +372,92 @@ ATTACKS = [
     # --- decorators and class tricks ---------------------------------------------------------
     attack("decorator-eval", "@eval\ndef f():\n    pass", expect="eval"),
     attack("decorator-exec-input", "@exec\n@input\ndef f():\n    pass", expect="exec"),
-    attack("class-statement", "class X:\n    pass\n\nprint(X)", expect="__build_class__"),
+    # Class statements work since #11 (the snippet's own classes); these are the doors they
+    # could open. A class derives only from the snippet's own classes and exceptions.
+    attack(
+        "class-init-subclass",
+        "class X:\n    def __init_subclass__(cls, **kw):\n        pass",
+        compile_time=True,
+        expect="__init_subclass__",
+    ),
+    attack(
+        "class-class-getitem",
+        "class X:\n    def __class_getitem__(cls, item):\n        return item",
+        compile_time=True,
+        expect="__class_getitem__",
+    ),
+    attack("class-derive-from-type", "class M(type):\n    pass", expect="type"),
+    attack(
+        "class-derive-from-a-vetted-value-class", "class D(datetime):\n    pass", expect="datetime"
+    ),
+    attack("class-derive-from-a-model-proxy", "class X(Ticket):\n    pass", expect="ModelProxy"),
+    attack("class-derive-from-q", "class X(Q):\n    pass", expect="derive"),
+    attack(
+        "class-derive-from-str-with-hooks",
+        "class S(str):\n    def resolve_expression(self, *a):\n        print('CALLED')\n"
+        "Ticket.objects.filter(title=S('x')).count()",
+        expect="derive",
+        check=hook_never_called,
+    ),
+    attack("class-derive-from-dict", "class D(dict):\n    pass", expect="derive"),
+    attack(
+        "class-derive-from-own-namedtuple-with-hooks",
+        "import collections\nP = collections.namedtuple('P', 'a')\n"
+        "class X(P):\n    def resolve_expression(self, *a):\n        print('CALLED')\n"
+        "    def as_sql(self, *a):\n        print('CALLED')\n"
+        "Ticket.objects.filter(title=X(1)).count()",
+        expect="TypeError",
+        check=hook_never_called,
+    ),
+    attack(
+        "class-instance-with-hooks-into-create",
+        "class E:\n    def resolve_expression(self, *a):\n        print('CALLED')\n"
+        "Ticket.objects.create(title=E())",
+        expect="TypeError",
+        check=hook_never_called,
+    ),
+    attack(
+        "class-instance-with-hooks-into-update",
+        "class E:\n    def resolve_expression(self, *a):\n        print('CALLED')\n"
+        "Ticket.objects.update(title=E())",
+        expect="TypeError",
+        check=hook_never_called,
+    ),
+    attack(
+        "class-instance-with-eq-into-in-lookup",
+        "class E:\n    def __eq__(self, other):\n        print('CALLED')\n        return True\n"
+        "print(Ticket.objects.filter(title__in=[E()]).count())",
+        expect="TypeError",
+        check=hook_never_called,
+    ),
+    attack(
+        "class-method-writes-a-proxy",
+        "class W:\n    def poke(self, row):\n        row.secret = 1\n"
+        "W().poke(Company.objects.first())",
+        expect="secret",
+    ),
+    attack(
+        "class-method-writes-a-module",
+        "import math\nclass W:\n    def poke(self):\n        setattr(math, 'pi', 3)\nW().poke()",
+        expect="cannot be changed",
+    ),
+    attack(
+        "class-instance-dunder-class",
+        "class X:\n    pass\nprint(getattr(X(), '__class__'))",
+        expect="__class__",
+    ),
+    attack(
+        "class-body-shadows-a-guard",
+        "class X:\n    _getattr_ = None",
+        compile_time=True,
+        expect="_getattr_",
+    ),
+    attack(
+        "class-exception-is-systemexit",
+        "class Stop(SystemExit):\n    pass\nraise Stop(0)",
+        expect="Stop",
+    ),
+    attack("class-decorated-by-eval", "@eval\nclass X:\n    pass", expect="eval"),
     attack(
         "class-metaclass-keyword",
         "class X(metaclass=type):\n    pass",

@@ -410,6 +410,49 @@ LEGIT = [
         "2 Ada ['Printer on fire', 'VPN down'] 1\n",
     ),
     legit(
+        "class-own-exception-raise-from",
+        "class QuotaExceeded(Exception):\n    pass\n"
+        "try:\n    try:\n        raise ValueError('inner')\n"
+        "    except ValueError as err:\n        raise QuotaExceeded('over quota') from err\n"
+        "except QuotaExceeded as e:\n    print('caught:', e)",
+        "caught: over quota\n",
+    ),
+    legit(
+        "class-methods-attributes-and-instance-writes",
+        "class Tally:\n    runs = 0\n"
+        "    def __init__(self, start):\n        self.count = start\n"
+        "    def add(self, n):\n        self.count = self.count + n\n"
+        "        Tally.runs = Tally.runs + 1\n        return self.count\n"
+        "t = Tally(1)\nt.add(2)\nt.add(3)\nt.label = 'done'\nprint(t.count, Tally.runs, t.label)",
+        "6 2 done\n",
+    ),
+    legit(
+        "class-inheritance-eq-lt-and-sorting",
+        "class Item:\n    def __init__(self, name, weight):\n"
+        "        self.name = name\n        self.weight = weight\n"
+        "    def __lt__(self, other):\n        return self.weight < other.weight\n"
+        "    def __eq__(self, other):\n        return self.weight == other.weight\n"
+        "class Heavy(Item):\n    def describe(self):\n        return 'heavy ' + self.name\n"
+        "items = [Heavy('b', 3), Item('a', 1), Item('c', 2)]\n"
+        "print([i.name for i in sorted(items)], items[0].describe(), Item('x', 1) == Item('y', 1))",
+        "['a', 'c', 'b'] heavy b True\n",
+    ),
+    legit(
+        "class-exceptions-of-the-sandbox-and-models",
+        "class NotReady(ValidationError):\n    pass\n"
+        "class NoTicket(Ticket.DoesNotExist):\n    pass\n"
+        "try:\n    raise NotReady('not yet')\nexcept ValidationError as e:\n    print(e.messages)\n"
+        "try:\n    raise NoTicket('none')\nexcept ObjectDoesNotExist as e:\n    print('missing:', e)",
+        "['not yet']\nmissing: none\n",
+    ),
+    legit(
+        "class-helper-with-the-orm",
+        "class Report:\n    def __init__(self, status):\n        self.status = status\n"
+        "    def count(self):\n        return Ticket.objects.filter(status=self.status).count()\n"
+        "print(Report('open').count(), Report(Ticket.Status.CLOSED).count())",
+        "1 1\n",
+    ),
+    legit(
         "orm-status-choices",
         "print(Ticket.Status.CLOSED, Ticket.Status.CLOSED.label, Ticket.Status.CLOSED == 'closed', "
         "[value for value, label in Ticket.Status.choices])\n"

@@ -47,9 +47,10 @@ def world(settings, monkeypatch, tmp_path) -> Iterator[World]:
 
 
 AFTER = "AFTER-REFUSAL"
-# Today's refusals of the class-based shapes: any class statement (NameError), and method
-# names with underscores (compile time). Either blocks the attack; so does the value check.
-CLASS_REFUSED = ("__build_class__", "invalid variable name because it starts with")
+# Refusals of the class-based shapes before the value check sees them: a base that is not the
+# snippet's own class or an exception, and method names with underscores (compile time).
+# Either blocks the attack; so does the value check.
+CLASS_REFUSED = ("cannot derive from", "invalid variable name because it starts with")
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,14 @@ class SnippetPolicy(RestrictingNodeTransformer):
         # except* has corrupted frames on some 3.11 builds under RestrictedPython.
         self.error(node, "try/except* is not allowed in snippets.")
 
+    def visit_ClassDef(self, node: ast.ClassDef) -> Any:
+        # RestrictedPython rebuilds the class statement from a template parsed at line 1:
+        # give it (and its metaclass keyword) the snippet's position, for error line numbers.
+        new = super().visit_ClassDef(node)
+        for target in (new, *(keyword.value for keyword in new.keywords), *new.keywords):
+            ast.copy_location(target, node)
+        return new
+
     def visit_Match(self, node: ast.AST) -> Any:
         # Class patterns read attributes without going through _getattr_.
         self.error(node, "match statements are not allowed in snippets.")
@@ -314,12 +322,45 @@ _EXTRA_BUILTINS: dict[str, Any] = {
 _REMOVED_BUILTINS = {"id", "hash", "__build_class__"}
 
 
+def _allowed_base(base: Any) -> bool:
+    # The snippet's own classes, and exception classes (a snippet's own errors derive from
+    # Exception or a sandbox exception). Not proxies, not built-in types, not type itself.
+    return isinstance(base, type) and (
+        vetting.is_snippet_class(base)
+        or (issubclass(base, BaseException) and vetting.vetted_class(base))
+    )
+
+
+def guarded_build_class(func: Any, name: Any, *bases: Any, **keywords: Any) -> type:
+    """``__build_class__`` for snippets: class statements with vetted bases only.
+
+    RestrictedPython passes ``metaclass=__metaclass__`` (our ``type``) to every class
+    statement; any other keyword (a metaclass of the snippet's, ``__init_subclass__``
+    arguments) is refused, and so is a base that is not the snippet's own class or an
+    exception class. The class is registered as the snippet's: its instances take attribute
+    writes (``self.count = 0``), nothing else of the sandbox's does.
+    """
+    if keywords != {"metaclass": type} or keywords["metaclass"] is not type:
+        raise SandboxViolation("class keywords (metaclass=...) are not allowed in snippets")
+    if type(name) is not str or not vetting.is_snippet_code(getattr(func, "__code__", None)):
+        raise SandboxViolation("classes are made by class statements only")
+    for base in bases:
+        if not _allowed_base(base):
+            what = base.__name__ if isinstance(base, type) else type(base).__name__
+            raise SandboxViolation(
+                f"class {name} cannot derive from {what}: snippet classes derive from their "
+                "own classes and from exceptions only"
+            )
+    return vetting.register_snippet_class(builtins.__build_class__(func, name, *bases))
+
+
 def snippet_builtins(*, import_hook: Callable[..., Any], printer: SandboxPrinter) -> dict[str, Any]:
     names = {k: v for k, v in safe_builtins.items() if k not in _REMOVED_BUILTINS}
     names.update(_EXTRA_BUILTINS)
     names.update(
         {
             "__import__": import_hook,
+            "__build_class__": guarded_build_class,
             "getattr": guarded_getattr_builtin,
             "hasattr": guarded_hasattr,
             "iter": guarded_getiter,

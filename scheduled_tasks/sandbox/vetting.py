@@ -143,6 +143,10 @@ def register_choices(cls: type) -> type:
     return cls
 
 
+def is_snippet_class(cls: Any) -> bool:
+    return isinstance(cls, type) and cls in _snippet_classes
+
+
 def is_choices_member(value: Any) -> bool:
     return type(value) in _choices_classes
 
@@ -204,8 +208,9 @@ def allows_item_writes(obj: Any) -> bool:
 
 
 def allows_attribute_writes(obj: Any) -> bool:
-    """Attribute writes: the snippet's own objects (proxies decide through their own guard)."""
-    return type(obj) in _snippet_classes
+    """Attribute writes: instances of the snippet's own classes and those classes themselves
+    (proxies decide through their own guard)."""
+    return type(obj) in _snippet_classes or is_snippet_class(obj)
 
 
 def is_vetted_exception(exc: BaseException) -> bool:
