@@ -217,3 +217,12 @@ def check_sandbox_os_layers(app_configs: Any = None, **kwargs: Any) -> list[Any]
             )
         )
     return warnings
+
+
+@register()
+def check_sandbox_platform(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """The sandbox needs POSIX fork() and resource limits (not Windows)."""
+    from scheduled_tasks.sandbox.platform import unsupported_reason
+
+    reason = unsupported_reason()
+    return [] if reason is None else [Error(reason, id="scheduled_tasks.E030")]

@@ -32,7 +32,9 @@ Cancel = Callable[[], str | None] | None
 
 def _limits(timeout: float | None) -> Any:
     from scheduled_tasks.sandbox.isolation import Limits
+    from scheduled_tasks.sandbox.platform import require_supported_platform
 
+    require_supported_platform()  # before anything of isolation is touched
     return Limits(
         timeout=float(timeout or conf.get("DEFAULT_TIMEOUT_SECONDS")),
         max_output_bytes=conf.get("MAX_OUTPUT_BYTES"),

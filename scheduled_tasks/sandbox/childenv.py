@@ -92,9 +92,11 @@ def _dup_above(fd: int, lowest: int) -> int:
     return new
 
 
-_RESET_SIGNALS = (
-    signal.SIGTERM, signal.SIGHUP, signal.SIGALRM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD,
-)  # fmt: skip
+_RESET_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGTERM", "SIGHUP", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGCHLD")
+    if hasattr(signal, name)  # importable where some are missing (sandbox/platform.py)
+)
 
 
 def reset_signals() -> None:

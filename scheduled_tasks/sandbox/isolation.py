@@ -21,7 +21,6 @@ import faulthandler
 import gc
 import logging
 import os
-import resource
 import select
 import signal
 import time
@@ -30,6 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from scheduled_tasks.sandbox import childenv, proctree
+
+try:
+    import resource
+except ImportError:  # not POSIX: sandbox/platform.py refuses to run snippets here
+    resource = None  # type: ignore[assignment]
 from scheduled_tasks.sandbox.proctree import adopt_orphans
 from scheduled_tasks.sandbox.protocol import (
     INVALID_RESULT,

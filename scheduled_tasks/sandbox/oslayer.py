@@ -41,12 +41,16 @@ import ctypes
 import errno
 import logging
 import os
-import pwd
 import signal
 import sys
 from collections.abc import Callable, Collection, Sequence
 from stat import S_ISDIR
 from typing import Any
+
+try:
+    import pwd
+except ImportError:  # not POSIX: sandbox/platform.py refuses to run snippets here
+    pwd = None  # type: ignore[assignment]
 
 log = logging.getLogger("scheduled_tasks.sandbox")
 

@@ -15,6 +15,7 @@ from scheduled_tasks import conf, runner
 from scheduled_tasks.daemon import DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, Scheduler
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import isolation
+from scheduled_tasks.sandbox.platform import unsupported_reason
 
 
 def _positive_int(value: str) -> int:
@@ -88,6 +89,9 @@ class Command(BaseCommand):
         return self._parser
 
     def handle(self, *args: Any, **options: Any) -> None:
+        reason = unsupported_reason()
+        if reason is not None:
+            raise CommandError(reason, returncode=2)
         # This process only runs the scheduler: descendants a sandbox child leaves behind
         # come to it (not to init) and are swept after each run.
         isolation.adopt_orphans()
