@@ -13,8 +13,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from scheduled_tasks import services
 from scheduled_tasks.form_fields import next_whole_minute
-from scheduled_tasks.forms import EDITED_FIELDS, ScheduledTaskForm
+from scheduled_tasks.forms import ScheduledTaskForm
 from scheduled_tasks.models import RUN_SETTINGS, Execution, ScheduledTask
 
 RECENT_EXECUTIONS = 10
@@ -182,6 +183,16 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
                 inner.setdefault("now", now)
                 super().__init__(*args, **inner)
 
+            def _post_clean(self) -> None:
+                super()._post_clean()
+                # What the service would refuse on save, said on the form instead (an error
+                # raised in save_model cannot be shown). The instance holds the input by now.
+                if not self.errors:
+                    try:
+                        services.next_run_for(self.instance, now)
+                    except services.TaskWriteError as exc:
+                        self.add_error(None, str(exc))
+
         AdminTaskForm.__name__ = form.__name__
         return AdminTaskForm
 
@@ -193,37 +204,39 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
         return initial
 
     def save_model(self, request: HttpRequest, obj: ScheduledTask, form: Any, change: bool) -> None:
-        if not change:
-            obj.created_by = request.user
-        obj.updated_by = request.user
-        obj.reschedule(timezone.now())
-        if change:
-            obj.save(update_fields=EDITED_FIELDS)
-        else:
-            super().save_model(request, obj, form, change)
+        """Save through the task service (the form has checked what it would refuse)."""
+        services.save_task(obj, now=timezone.now(), user=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: ScheduledTask) -> None:
+        """Delete through the task service."""
+        services.delete_task(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ScheduledTask]) -> None:
+        """The bulk "delete selected" action, through the task service."""
+        services.delete_tasks(queryset)
+
+    def _set_active(
+        self, request: HttpRequest, queryset: QuerySet[ScheduledTask], active: bool
+    ) -> None:
+        result = services.set_active_many(
+            queryset.filter(is_active=not active), active, now=timezone.now(), user=request.user
+        )
+        for refusal in result.refused:
+            self.message_user(request, str(refusal), messages.ERROR)
+        count = len(result.changed)
+        verb = "Activated" if active else "Deactivated"
+        level = messages.SUCCESS if count or not result.refused else messages.WARNING
+        self.message_user(request, f"{verb} {count} task{'s' if count != 1 else ''}.", level)
 
     @admin.action(description="Activate selected tasks", permissions=["change"])
     def activate_tasks(self, request: HttpRequest, queryset: QuerySet[ScheduledTask]) -> None:
-        now = timezone.now()
-        count = 0
-        for task in queryset.filter(is_active=False):
-            task.is_active = True
-            task.updated_by = request.user
-            task.reschedule(now)
-            task.save(update_fields=["is_active", "next_run_at", "updated_by", "updated_at"])
-            count += 1
-        self.message_user(
-            request, f"Activated {count} task{'s' if count != 1 else ''}.", messages.SUCCESS
-        )
+        """Activate each task as its page would; a task that cannot run is refused by name."""
+        self._set_active(request, queryset, True)
 
     @admin.action(description="Deactivate selected tasks", permissions=["change"])
     def deactivate_tasks(self, request: HttpRequest, queryset: QuerySet[ScheduledTask]) -> None:
-        count = queryset.filter(is_active=True).update(
-            is_active=False, next_run_at=None, updated_by=request.user, updated_at=timezone.now()
-        )
-        self.message_user(
-            request, f"Deactivated {count} task{'s' if count != 1 else ''}.", messages.SUCCESS
-        )
+        """Deactivate the selected tasks."""
+        self._set_active(request, queryset, False)
 
 
 @admin.register(Execution)

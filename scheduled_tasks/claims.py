@@ -22,7 +22,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.db.models import Count, QuerySet
 
-from scheduled_tasks import conf, schedules
+from scheduled_tasks import schedules
 from scheduled_tasks.leases import lease_until
 from scheduled_tasks.models import Execution, ScheduledTask
 
@@ -68,10 +68,6 @@ class BatchResult:
 
 def runner_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def timeout_for(task: ScheduledTask) -> int:
-    return task.timeout_seconds or conf.get("DEFAULT_TIMEOUT_SECONDS")
 
 
 def _locked(queryset: QuerySet[ScheduledTask]) -> QuerySet[ScheduledTask]:

@@ -479,14 +479,3 @@ class SchedulePreviewForm(ScheduleForm):
 
     def zone(self) -> tzinfo:
         return schedules.parse_zone(self.cleaned_data.get("time_zone") or settings.TIME_ZONE)
-
-
-# What a save after editing writes: the edited fields and what follows from them. Leaving out
-# the runner's columns (last_status, last_run_at) keeps a run that finishes while the form is
-# open from being overwritten with stale values.
-EDITED_FIELDS: list[str] = [
-    *ScheduledTaskForm.Meta.fields,
-    "next_run_at",
-    "updated_by",
-    "updated_at",
-]

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from scheduled_tasks import conf
+from scheduled_tasks import conf, services
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.registry import JobContext, register
 
@@ -115,7 +115,6 @@ def install_builtin_tasks(now: datetime) -> list[tuple[ScheduledTask, bool]]:
                     timeout_seconds=spec.timeout_seconds,
                     anchor=now,
                 )
-                task.reschedule(now)
-                task.save()
+                services.save_task(task, now=now)
         results.append((task, created))
     return results

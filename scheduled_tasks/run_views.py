@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from scheduled_tasks import conf, records
+from scheduled_tasks import records, services
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.runner import TaskBusy, run_task_now
 from scheduled_tasks.sandbox import run_snippet
@@ -61,10 +61,7 @@ def test_run(request: HttpRequest) -> JsonResponse:
     problems = code_problems(code)
     if problems:
         return JsonResponse({"ok": False, "status": "failed", "errors": problems}, status=400)
-    timeout = min(
-        (task.timeout_seconds if task else None) or conf.get("DEFAULT_TIMEOUT_SECONDS"),
-        TEST_RUN_TIMEOUT_SECONDS,
-    )
+    timeout = min(services.effective_timeout(task), TEST_RUN_TIMEOUT_SECONDS)
     started = timezone.now()
     result = run_snippet(code, timeout=timeout, label="test-run")
     execution = None

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from scheduled_tasks import claims, leases, records, retries, schedules
+from scheduled_tasks import claims, leases, records, retries, schedules, services
 from scheduled_tasks.claims import TaskBusy
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import SnippetResult, run_function, run_snippet
@@ -105,7 +105,7 @@ def run_claim(
         return "the run lost its lease to another runner and was stopped" if lost else None
 
     options = {
-        "timeout": claims.timeout_for(task),
+        "timeout": services.effective_timeout(task),
         "label": f"task-{task.pk}",
         "execution_id": execution.pk,
         "heartbeat": heartbeat,

@@ -17,7 +17,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone as dj_timezone
 
-from scheduled_tasks import registry, schedules
+from scheduled_tasks import registry, schedules, services
 from scheduled_tasks.models import RUN_SETTINGS, ScheduledTask
 from scheduled_tasks.validation import (
     code_problems,
@@ -539,18 +539,22 @@ def import_tasks(
     updated: list[str] = []
     with transaction.atomic():
         existing = ScheduledTask.objects.select_for_update().in_bulk(names, field_name="name")
-        for entry in valid:
+        for position, entry in enumerate(valid, start=1):
             task = existing.get(entry.name)
             if task is None:
-                task = ScheduledTask(name=entry.name, created_by=user)
+                task = ScheduledTask(name=entry.name)
                 created.append(entry.name)
             else:
                 updated.append(entry.name)
             _apply(task, entry, now)
-            if user is not None:
-                task.updated_by = user
-            task.reschedule(now)
-            task.save()
+            try:
+                services.save_task(task, now=now, user=user)
+            except services.TaskWriteError as exc:
+                # Validation refuses what the service would; should they ever disagree,
+                # the whole import is still refused (leaving the atomic block rolls back).
+                raise ImportValidationError(
+                    [ImportProblem(str(exc), position, entry.name)]
+                ) from None
     return ImportReport(created=created, updated=updated)
 
 

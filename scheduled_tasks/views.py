@@ -18,8 +18,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from scheduled_tasks import conf, registry, schedules
-from scheduled_tasks.forms import EDITED_FIELDS, ScheduledTaskForm, SchedulePreviewForm
+from scheduled_tasks import conf, registry, schedules, services
+from scheduled_tasks.forms import ScheduledTaskForm, SchedulePreviewForm
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox.namespace import ALLOWED_IMPORTS
 
@@ -216,13 +216,13 @@ def task_create(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     form = ScheduledTaskForm(request.POST or None, now=now)
     if request.method == "POST" and form.is_valid():
-        task = form.save(commit=False)
-        task.created_by = request.user
-        task.updated_by = request.user
-        task.reschedule(now)
-        task.save()
-        messages.success(request, f"Task “{task.name}” created. {_next_run_note(task)}")
-        return redirect("scheduled_tasks:task_detail", pk=task.pk)
+        try:
+            task = services.save_task(form.instance, now=now, user=request.user)
+        except services.TaskWriteError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Task “{task.name}” created. {_next_run_note(task)}")
+            return redirect("scheduled_tasks:task_detail", pk=task.pk)
     return _render_form(request, form, None, now)
 
 
@@ -234,12 +234,13 @@ def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
     now = timezone.now()
     form = ScheduledTaskForm(request.POST or None, instance=task, now=now)
     if request.method == "POST" and form.is_valid():
-        task = form.save(commit=False)
-        task.updated_by = request.user
-        task.reschedule(now)
-        task.save(update_fields=EDITED_FIELDS)
-        messages.success(request, f"Task “{task.name}” saved. {_next_run_note(task)}")
-        return redirect("scheduled_tasks:task_detail", pk=task.pk)
+        try:
+            services.save_task(task, now=now, user=request.user)
+        except services.TaskWriteError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Task “{task.name}” saved. {_next_run_note(task)}")
+            return redirect("scheduled_tasks:task_detail", pk=task.pk)
     if form.is_bound:
         # A failed save must not show the half-edited values as if they were stored.
         task.refresh_from_db()
@@ -260,19 +261,13 @@ def _next_run_note(task: ScheduledTask) -> str:
 @permission_required(CHANGE_PERM, raise_exception=True)
 def task_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(ScheduledTask, pk=pk)
-    task.is_active = not task.is_active
-    task.updated_by = request.user
-    task.reschedule(timezone.now())
-    if task.is_active and task.next_run_at is None:
+    try:
+        services.set_active(task, not task.is_active, now=timezone.now(), user=request.user)
+    except services.TaskWriteError as exc:
         # A one-off whose time has passed (or a schedule that ended) would sit "active" and
-        # never run: say so instead, and leave the task as it was.
-        messages.error(
-            request,
-            f"Task “{task.name}” was not activated: its schedule has no further runs. "
-            "Edit it and give it a time in the future.",
-        )
+        # never run: say so instead; the task is left as it was.
+        messages.error(request, str(exc))
         return redirect("scheduled_tasks:task_detail", pk=task.pk)
-    task.save(update_fields=["is_active", "next_run_at", "updated_by", "updated_at"])
     if task.is_active:
         messages.success(request, f"Task “{task.name}” activated. {_next_run_note(task)}")
     else:
@@ -338,7 +333,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 if counts.get(value)
             ],
             "total_runs": sum(counts.values()),
-            "effective_timeout": task.timeout_seconds or conf.get("DEFAULT_TIMEOUT_SECONDS"),
+            "effective_timeout": services.effective_timeout(task),
             "now": now,
         },
     )

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from scheduled_tasks import services
 from scheduled_tasks.jobs import install_builtin_tasks
 from scheduled_tasks.models import ScheduledTask
 from ticketproo.crm.models import Company, Contact, Ticket
@@ -113,8 +114,5 @@ def seed(now: datetime, *, admin_password: str | None = None) -> DemoLogin:
 def _task(name: str, description: str, code: str, *, user: User, now: datetime, **sched) -> None:
     if ScheduledTask.objects.filter(name=name).exists():
         return
-    task = ScheduledTask(
-        name=name, description=description, code=code, created_by=user, updated_by=user, **sched
-    )
-    task.reschedule(now)
-    task.save()
+    task = ScheduledTask(name=name, description=description, code=code, **sched)
+    services.save_task(task, now=now, user=user)
