@@ -13,10 +13,24 @@ Every such process runs two daemon threads:
   this process's clock (a failed renewal, a database outage), so two leaders never overlap
   by more than the run one of them has in progress, and claims are exactly-once regardless.
 
-If the leader dies without releasing the lease (``kill -9``), another worker takes over once
-the lease expires: within ``ttl`` plus one polling period (``ttl / 3``). On a clean exit
-(``atexit``, e.g. runserver reloading or gunicorn stopping a worker) the lease is released so
-another process takes over at once.
+Processes that do not lead look at the lease every ``FOLLOWER_POLL_SECONDS`` (a read; they
+write only when it is free or expired), so a released lease is taken over within about half
+a second. The leader releases it (a compare-and-set DELETE on its holder) whenever its process
+ends cleanly:
+
+- SIGTERM: ``start()``, called from the main thread (gunicorn sync workers, wsgiref, runserver
+  ``--noreload``), wraps the SIGTERM handler in place. Ours asks the threads to stop and then
+  hands the signal on: to the previous Python handler (gunicorn's graceful exit, which ends in
+  ``sys.exit`` and so in ``atexit`` below), or, if there was none (``SIG_DFL``), it waits for
+  the release, restores the default action and re-sends SIGTERM, so the process still dies of
+  the signal. An ignored SIGTERM stays ignored.
+- ``atexit``: every clean interpreter exit (gunicorn's worker exit after SIGTERM, SIGQUIT, a
+  reload or ``max_requests``; runserver's child, whose SIGTERM handler calls ``sys.exit`` and
+  which exits to reload) stops the threads, lets the run in progress finish for up to
+  ``shutdown_wait`` seconds and releases the lease.
+
+If the leader dies without a word (``kill -9``, a crash), another worker takes over once the
+lease expires: within ``ttl`` plus one follower poll.
 """
 
 from __future__ import annotations
@@ -26,9 +40,11 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from types import FrameType
 
 from django.db import DatabaseError, InterfaceError, connection, connections
 from django.utils import timezone
@@ -42,6 +58,8 @@ __all__ = ["LEASE_NAME", "EmbeddedScheduler", "current", "start", "start_if_enab
 log = logging.getLogger("scheduled_tasks.embedded")
 
 LEASE_NAME = "embedded-scheduler"
+# How often a process that does not lead looks whether the lease is free (one indexed read).
+FOLLOWER_POLL_SECONDS = 0.5
 
 _lock = threading.Lock()
 _current: EmbeddedScheduler | None = None
@@ -66,6 +84,7 @@ def start(*, ttl: float | None = None, interval: float | None = None) -> Embedde
         )
         _current.start()
         atexit.register(_current.stop)
+        _wrap_sigterm()
         return _current
 
 
@@ -81,6 +100,45 @@ def stop(wait: float = 5.0) -> None:
         scheduler = _current
     if scheduler is not None:
         scheduler.stop(wait)
+
+
+# -- SIGTERM ------------------------------------------------------------------------------------
+
+_previous_sigterm: Callable[[int, FrameType | None], object] | int | None = None
+_terminating = False  # a SIGTERM with the default action is being handled
+
+
+def _wrap_sigterm() -> None:
+    """Put ``_on_sigterm`` in front of this process's SIGTERM handler (main thread only)."""
+    global _previous_sigterm
+    if threading.current_thread() is not threading.main_thread():
+        return  # runserver's serving thread: its SIGTERM handler calls sys.exit -> atexit
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is _on_sigterm or previous is signal.SIG_IGN or previous is None:
+        return  # already ours; ignored on purpose; or set outside Python (cannot be chained)
+    _previous_sigterm = previous
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Stop the embedded scheduler (releasing the lease), then do what SIGTERM did before."""
+    global _terminating
+    scheduler = _current
+    previous = _previous_sigterm
+    if callable(previous):
+        # The server exits in its own way (gunicorn: after its requests, via sys.exit); start
+        # the release now and let atexit wait for it.
+        if scheduler is not None:
+            scheduler.request_stop()
+        previous(signum, frame)
+        return
+    # SIG_DFL: the process is about to die of this signal, so release first, then die of it.
+    # A second SIGTERM while we wait for the release ends the process at once.
+    if scheduler is not None and not _terminating:
+        _terminating = True
+        scheduler.stop()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class EmbeddedScheduler:
@@ -106,6 +164,9 @@ class EmbeddedScheduler:
         self._clock = clock
         self._pid = os.getpid()
         self._held_until: datetime | None = None
+        # A plain flag, set before the Event, so that a signal handler interrupting stop()
+        # never re-enters Event.set() (whose lock is not reentrant).
+        self._stop_requested = False
         self._stopped = threading.Event()
         self._keeper: threading.Thread | None = None
         self._worker: threading.Thread | None = None
@@ -127,6 +188,12 @@ class EmbeddedScheduler:
         held_until = self._held_until
         return held_until is not None and self._clock() < held_until
 
+    @property
+    def poll_seconds(self) -> float:
+        """The keeper's pause: the leader renews every ttl / 3; the others look more often."""
+        third = self.ttl / 3
+        return third if self._held_until is not None else min(third, FOLLOWER_POLL_SECONDS)
+
     def start(self) -> None:
         self._keeper = threading.Thread(
             target=self._keep, name="scheduled-tasks-lease", daemon=True
@@ -134,16 +201,31 @@ class EmbeddedScheduler:
         self._keeper.start()
         log.info("embedded scheduler started (holder %s, lease %g s)", self.holder, self.ttl)
 
-    def stop(self, wait: float | None = None) -> None:
-        """Stop claiming, let the run in progress finish (up to ``wait`` s), release the lease."""
-        if self._pid != os.getpid() or self._stopped.is_set():
+    def request_stop(self) -> None:
+        """Stop claiming and have the keeper release the lease, without waiting for it.
+
+        Safe in a signal handler: sets a flag, an Event the main thread never waits on, and
+        the worker's signal-safe wakeup.
+        """
+        if self._pid != os.getpid() or self._stop_requested:
             return  # a forked child must not release its parent's lease
-        if wait is not None:
-            self.shutdown_wait = wait  # how long the keeper waits for the worker's run
+        self._stop_requested = True
         self._stopped.set()
         self._stop_worker()
-        if self._keeper is not None and self._keeper is not threading.current_thread():
-            self._keeper.join(self.shutdown_wait + 2.0)
+
+    def stop(self, wait: float | None = None) -> None:
+        """Stop claiming, let the run in progress finish (up to ``wait`` s), release the lease.
+
+        Waits for the keeper even if the stop was already requested (a SIGTERM handler asks,
+        ``atexit`` waits)."""
+        if self._pid != os.getpid():
+            return
+        if wait is not None and not self._stop_requested:
+            self.shutdown_wait = wait  # how long the keeper waits for the worker's run
+        self.request_stop()
+        keeper = self._keeper
+        if keeper is not None and keeper is not threading.current_thread():
+            keeper.join(self.shutdown_wait + 2.0)
 
     # -- the lease keeper -------------------------------------------------------------------
 
@@ -159,6 +241,8 @@ class EmbeddedScheduler:
                 if not held:
                     log.warning("embedded scheduler lost the lease %r (%s)", self.name, self.holder)
                     held = leader.acquire(self.name, self.holder, now, self.ttl)
+            elif leader.holder_of(self.name, now) not in (None, self.holder):
+                held = False  # followers only read while someone else holds it
             else:
                 held = leader.acquire(self.name, self.holder, now, self.ttl)
         except (DatabaseError, InterfaceError) as exc:
@@ -188,7 +272,7 @@ class EmbeddedScheduler:
                     self.step(self._clock())
                 except Exception:  # a bug, not an outage: log it, keep the process scheduling
                     log.exception("embedded scheduler: lease round failed")
-                self._stopped.wait(self.ttl / 3)
+                self._stopped.wait(self.poll_seconds)
         finally:
             self._stop_worker()
             worker = self._worker
@@ -196,8 +280,17 @@ class EmbeddedScheduler:
                 worker.join(self.shutdown_wait)
             if self._held_until is not None:
                 self._held_until = None
+                if worker is not None and worker.is_alive():
+                    log.warning(
+                        "embedded scheduler: a run still in progress after %g s; it ends with "
+                        "this process and is recorded as abandoned once its lease expires",
+                        self.shutdown_wait,
+                    )
                 try:
-                    leader.release(self.name, self.holder)
+                    if leader.release(self.name, self.holder):
+                        log.info(
+                            "embedded scheduler %s released the lease %r", self.holder, self.name
+                        )
                 except Exception:
                     log.exception("could not release the lease %r", self.name)
             connections.close_all()  # this thread's connections only
