@@ -73,8 +73,14 @@ def start_if_enabled() -> EmbeddedScheduler | None:
 
 
 def start(*, ttl: float | None = None, interval: float | None = None) -> EmbeddedScheduler:
-    """Start this process's embedded scheduler, or return the one already running."""
+    """Start this process's embedded scheduler, or return the one already running.
+
+    Raises SandboxUnavailable (with the supported ways) where snippets cannot run.
+    """
+    from scheduled_tasks.sandbox.platform import require_supported_platform
+
     global _current
+    require_supported_platform()
     with _lock:
         if _current is not None and _current.alive:
             return _current

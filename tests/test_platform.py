@@ -42,5 +42,13 @@ def test_the_runner_command_refuses_to_start(windows_like):
     assert caught.value.returncode == 2
 
 
+def test_the_embedded_scheduler_refuses_to_start(windows_like):
+    from scheduled_tasks import embedded
+
+    with pytest.raises(SandboxUnavailable, match="WSL 2"):
+        embedded.start()
+    assert embedded.current() is None
+
+
 def test_manage_py_check_reports_it(windows_like):
     assert [error.id for error in check_sandbox_platform()] == ["scheduled_tasks.E030"]
