@@ -386,3 +386,22 @@ def test_a_child_that_exits_first_leaves_nothing_when_the_runner_adopts_orphans(
     report = json.loads(proc.stdout)
     assert report["own_child_alive"] is True
     assert report["gone"] is (mode == "adopt")
+
+
+# -- the backend frame --------------------------------------------------------------------------
+
+
+def test_a_backend_frame_is_believed_only_as_the_first_frame():
+    reader = Reader(100)
+    reader.feed(b"B" + (4).to_bytes(4, "big") + (4242).to_bytes(4, "big"))
+    assert reader.backend_pid == 4242
+    late = Reader(100)
+    late.feed(b"O\x00\x00\x00\x01x")
+    with pytest.raises(ProtocolError):
+        late.feed(b"B" + (4).to_bytes(4, "big") + (1).to_bytes(4, "big"))
+    with pytest.raises(ProtocolError):
+        Reader(100).feed(b"B" + (8).to_bytes(4, "big") + bytes(8))
+    twice = Reader(100)
+    twice.feed(b"B" + (4).to_bytes(4, "big") + (7).to_bytes(4, "big"))
+    with pytest.raises(ProtocolError):
+        twice.feed(b"B" + (4).to_bytes(4, "big") + (8).to_bytes(4, "big"))

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -92,3 +93,51 @@ def test_users_stay_readable_through_the_proxies_behind_the_wall():
     User.objects.create_user("bob", password="bob-pw")
     result = run_snippet("print([u.username for u in User.objects.all()])")
     assert (result.status, result.output) == ("completed", "['bob']\n"), result.error
+
+
+def busy_in_the_database(channel: OutputChannel) -> tuple[str, str]:
+    from django.db import connection as child_connection
+
+    with child_connection.cursor() as cursor:
+        # An escaped snippet lifts its own statement timeout and keeps the server busy.
+        cursor.execute("SET statement_timeout = 0")
+        cursor.execute("SELECT pg_sleep(60)")
+    return "completed", ""
+
+
+def test_the_session_of_a_killed_child_is_ended():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no server session")
+    from scheduled_tasks.sandbox import end_orphaned_session
+
+    outcome = run_in_child(
+        busy_in_the_database,
+        Limits(timeout=1, max_output_bytes=1000, max_memory_mb=256),
+        prepare=confine.confine_snippet_process,
+    )
+    assert outcome.status == "timeout" and not outcome.clean
+    assert outcome.backend_pid is not None
+
+    def sleeping() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [outcome.backend_pid]
+            )
+            return cursor.fetchone()[0] == 1
+
+    assert sleeping(), "the killed child's statement goes on at the server"
+    end_orphaned_session(outcome)
+    deadline = time.monotonic() + 5
+    while sleeping() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not sleeping()
+
+
+def test_a_clean_run_reports_its_session_and_leaves_nothing_to_end():
+    outcome = run_in_child(escaped_nothing, LIMITS, prepare=confine.confine_snippet_process)
+    assert outcome.clean
+    assert (outcome.backend_pid is not None) == (connection.vendor == "postgresql")
+
+
+def escaped_nothing(channel: OutputChannel) -> tuple[str, str]:
+    return "completed", ""

@@ -88,7 +88,16 @@ def run_snippet(
         cancel=cancel,
         on_log=log_writer(label, execution_id),
     )
+    end_orphaned_session(outcome)
     return _result(outcome)
+
+
+def end_orphaned_session(outcome: Any) -> None:
+    """A child killed mid-run may leave its PostgreSQL session working: end it."""
+    if not outcome.clean and outcome.backend_pid is not None:
+        from scheduled_tasks.sandbox.dbwall import end_backend
+
+        end_backend(outcome.backend_pid)
 
 
 def run_function(

@@ -16,6 +16,7 @@ import logging
 
 from scheduled_tasks import conf
 from scheduled_tasks.sandbox import dbwall, oslayer, secrets
+from scheduled_tasks.sandbox.protocol import active_channel
 
 log = logging.getLogger("scheduled_tasks.sandbox")
 _announced = False
@@ -57,6 +58,11 @@ def confine_snippet_process() -> list[str]:
 
     registry = base_namespace(conf.get("NAMESPACE")).registry
     layers = [dbwall.confine_database(registry)]
+    backend = dbwall.backend_pid()
+    channel = active_channel()
+    if backend is not None and channel is not None:
+        # Still our own code: the parent learns which session to end if it kills us.
+        channel.backend(backend)
     secrets.scrub_process_secrets()
     layers.append("secrets scrubbed")
     # Nothing is writable by path, not even the SQLite database: the connection opened above

@@ -23,6 +23,7 @@ The same :class:`Grants`, computed from the model registry, drive both.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +33,8 @@ from typing import Any
 from django.db import connections
 
 from scheduled_tasks.sandbox.orm import ModelRegistry, build_registry
+
+log = logging.getLogger("scheduled_tasks.sandbox")
 
 
 @dataclass(frozen=True)
@@ -330,3 +333,44 @@ def confine_database(registry: ModelRegistry, *, using: str = "default") -> str:
         connection.ensure_connection()
         what = f"{connection.vendor}: no database wall for this backend"
     return f"{what} in {(time.perf_counter() - started) * 1000:.1f} ms"
+
+
+# --- ending a killed child's session -----------------------------------------------------------
+
+
+def backend_pid(using: str = "default") -> int | None:
+    """The PostgreSQL backend pid of this process's open connection (None elsewhere)."""
+    connection = connections[using]
+    if connection.vendor != "postgresql" or connection.connection is None:
+        return None
+    return int(connection.connection.info.backend_pid)
+
+
+def end_backend(pid: int, using: str = "default") -> bool:
+    """End the database session of a child that was killed mid-run (called in the runner).
+
+    Killing the child does not stop a statement it started, and a session may lift its own
+    ``statement_timeout``. Only a session of the sandbox's role (or, without one, the
+    application's) with that pid is ended. Needs the right to signal that role's backends
+    (superuser, membership in the role, or ``pg_signal_backend``); without it a warning is
+    logged and the statement runs until it ends.
+    """
+    from scheduled_tasks import conf
+
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return False
+    url = conf.get("SANDBOX_DATABASE_URL")
+    role = sandbox_connection_settings(url)["USER"] if url else connection.settings_dict["USER"]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid = %s AND usename = %s",
+                [pid, role],
+            )
+            row = cursor.fetchone()
+    except Exception as exc:  # the runner goes on either way
+        log.warning("could not end database session %s of a killed sandbox child: %s", pid, exc)
+        return False
+    return bool(row and row[0])

@@ -87,6 +87,11 @@ class ChildOutcome:
     error: str
     output_truncated: bool
     duration: float
+    # The child ended by itself after a valid result (False: it was killed mid-way, and a
+    # database session of its may still be working for it).
+    clean: bool = False
+    # The PostgreSQL backend of the child's connection, as it reported before any snippet ran.
+    backend_pid: int | None = None
 
 
 def _vm_size_bytes() -> int:
@@ -348,21 +353,23 @@ def run_in_child(
     result = reader.result
     truncated = reader.truncated or bool(result and result["truncated"])
     output = reader.text()
+    backend = reader.backend_pid
     if invalid:
         log.warning("sandbox child %s sent %s: the run is recorded as failed", pid, invalid)
-        return ChildOutcome("failed", output, INVALID_RESULT, truncated, duration)
+        return ChildOutcome("failed", output, INVALID_RESULT, truncated, duration, False, backend)
     if timed_out:
         error = f"timed out after {limits.timeout:g} s"
-        return ChildOutcome("timeout", output, error, truncated, duration)
+        return ChildOutcome("timeout", output, error, truncated, duration, False, backend)
     if cancelled:
-        return ChildOutcome("cancelled", output, cancelled, truncated, duration)
+        return ChildOutcome("cancelled", output, cancelled, truncated, duration, False, backend)
     if result is None:
         if exited:
             error = _describe_exit(wait_status, limits)
         else:
             error = "the snippet's process closed its pipe without a result"
-        return ChildOutcome("failed", output, error, truncated, duration)
-    return ChildOutcome(result["status"], output, result["error"], truncated, duration)
+        return ChildOutcome("failed", output, error, truncated, duration, False, backend)
+    status, error = result["status"], result["error"]
+    return ChildOutcome(status, output, error, truncated, duration, True, backend)
 
 
 def _wait_exit(pid: int, pidfd: int | None, timeout: float) -> bool:

@@ -5,7 +5,10 @@ Frames of ``kind (1 byte) + length (4 bytes) + payload``, child to parent:
 - ``O`` output text (UTF-8) as it is produced, so a timeout still keeps what was printed;
 - ``T`` the output was cut at the cap (empty payload, once);
 - ``L`` one log line: a level byte (10..50; 0 = "the log budget is spent") + UTF-8 text;
-- ``R`` the final JSON result ``{"status", "error", "truncated"}``, once, last.
+- ``R`` the final JSON result ``{"status", "error", "truncated"}``, once, last;
+- ``B`` the PostgreSQL backend pid of the child's connection (4 bytes), sent while the child is
+  still ours (before any snippet code runs): accepted only as the very first frame, once, so
+  that the parent can end that session if it has to kill the child.
 
 :class:`OutputChannel` is the child's end. :class:`Reader` is the parent's, and trusts none of
 it: a frame's header is checked before its payload is read (kind known, length within what is
@@ -28,6 +31,7 @@ from typing import Any
 log = logging.getLogger("scheduled_tasks.sandbox")
 
 _HEADER = struct.Struct("!cI")
+_PID = struct.Struct("!I")
 MAX_ERROR_CHARS = 8000
 # The result is three small fields; the error is clipped to MAX_ERROR_CHARS (at most 6 bytes a
 # character once JSON-escaped, i.e. 48 000 bytes) before it is sent.
@@ -91,6 +95,10 @@ class OutputChannel:
         if not self.truncated:
             self.truncated = True
             self._send(b"T", b"")
+
+    def backend(self, pid: int) -> None:
+        """Tell the parent which database session is ours (first frame, before the snippet)."""
+        self._send(b"B", _PID.pack(pid))
 
     def result(self, status: str, error: str) -> None:
         payload = {"status": status, "error": clip(error), "truncated": self.truncated}
@@ -158,6 +166,8 @@ class Reader:
         self.on_log = on_log
         self.truncated = False
         self.result: dict[str, Any] | None = None
+        self.backend_pid: int | None = None
+        self._frames = 0
         self._header = bytearray()
         self._kind: bytes | None = None
         self._left = 0  # payload bytes still to come for the current frame
@@ -196,7 +206,12 @@ class Reader:
     def _start(self, kind: bytes, length: int) -> None:
         if self.result is not None:
             raise ProtocolError("data after the result")
-        if kind == b"O":
+        self._frames += 1
+        if kind == b"B":
+            # Only the child's own code sends it, before the snippet runs: the first frame.
+            if self._frames != 1 or length != _PID.size:
+                raise ProtocolError("a backend frame that is not the first")
+        elif kind == b"O":
             if not 0 < length <= self.max_bytes - len(self.output):
                 raise ProtocolError(f"an output frame of {length} bytes")
         elif kind == b"T":
@@ -219,6 +234,8 @@ class Reader:
         self._payload.clear()
         if kind == b"T":
             self.truncated = True
+        elif kind == b"B":
+            self.backend_pid = _PID.unpack(payload)[0] or None
         elif kind == b"L":
             self._log_line(payload)
         elif kind == b"R":
