@@ -14,15 +14,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from scheduled_tasks import services
+from scheduled_tasks.choices import status_label
 from scheduled_tasks.form_fields import next_whole_minute
 from scheduled_tasks.forms import ScheduledTaskForm
 from scheduled_tasks.models import RUN_SETTINGS, Execution, ScheduledTask
 
 RECENT_EXECUTIONS = 10
-
-
-def _status_text(value: str) -> str:
-    return dict(Execution.Status.choices).get(value, value) or "never run"
 
 
 class LastStatusFilter(admin.SimpleListFilter):
@@ -125,7 +122,7 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
 
     @admin.display(description="last status", ordering="last_status")
     def last_status_display(self, obj: ScheduledTask) -> str:
-        return _status_text(obj.last_status)
+        return status_label(obj.last_status) or "never run"
 
     @admin.display(description="recent executions")
     def recent_executions(self, obj: ScheduledTask) -> SafeString | str:

@@ -22,7 +22,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.db.models import Count, QuerySet
 
-from scheduled_tasks import schedules
+from scheduled_tasks import choices, schedules
 from scheduled_tasks.leases import lease_until
 from scheduled_tasks.models import Execution, ScheduledTask
 
@@ -105,7 +105,7 @@ def catch_up_decision(
     missed, latest = max(1, count), latest or seen
     if task.grace_seconds is not None and (now - latest).total_seconds() > task.grace_seconds:
         return CatchUp(run=False, covered=0, skipped=missed, slot=seen)
-    if task.catch_up == "skip":
+    if task.catch_up == choices.CatchUp.SKIP:
         return CatchUp(run=True, covered=1, skipped=missed - 1, slot=latest)
     return CatchUp(run=True, covered=missed, skipped=0, slot=seen)
 
@@ -273,14 +273,6 @@ def _apply(
         lease_expires_at=lease_until(now),
         runner=runner,
     )
-
-
-def claim_slot(
-    task_id: int, seen_next_run_at: datetime, now: datetime, *, runner: str | None = None
-) -> Claim | None:
-    """Claim and start one slot (see :func:`claim_slots`), or None if it is not ours."""
-    result = claim_slots([Slot(task_id, seen_next_run_at)], lambda: now, runner=runner, start=True)
-    return result.claims[0] if result.claims else None
 
 
 def claim_manual(

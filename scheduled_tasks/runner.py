@@ -120,7 +120,9 @@ def run_claim(
             result = snippet_executor(task.code, **options)
     except Exception as exc:  # the sandbox itself failed (e.g. fork refused): record, go on
         log.exception("execution %s could not be run", execution.pk)
-        result = SnippetResult("failed", "", f"could not start the sandbox: {exc}", 0.0)
+        result = SnippetResult(
+            Execution.Status.FAILED, "", f"could not start the sandbox: {exc}", 0.0
+        )
     finished_at = clock()
     retry = None
     previous = records.finish(execution, result, finished_at)

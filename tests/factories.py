@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth.models import Permission, User
 
+from scheduled_tasks import claims
 from scheduled_tasks.models import Execution, ScheduledTask
 from ticketproo.crm.models import Company, Contact, Ticket
 
@@ -31,9 +32,23 @@ def make_task(**overrides: Any) -> ScheduledTask:
 
 
 def make_execution(task: ScheduledTask, **overrides: Any) -> Execution:
-    values: dict[str, Any] = {"task": task, "status": "completed", "trigger": "manual"}
+    values: dict[str, Any] = {
+        "task": task,
+        "status": Execution.Status.COMPLETED,
+        "trigger": Execution.Trigger.MANUAL,
+    }
     values.update(overrides)
     return Execution.objects.create(**values)
+
+
+def claim_slot(
+    task_id: int, seen_next_run_at: datetime, now: datetime, *, runner: str | None = None
+) -> claims.Claim | None:
+    """Claim and start one slot as a runner does (see ``claims.claim_slots``), or None if it
+    is not ours."""
+    slot = claims.Slot(task_id, seen_next_run_at)
+    result = claims.claim_slots([slot], lambda: now, runner=runner, start=True)
+    return result.claims[0] if result.claims else None
 
 
 def make_user(username: str = "viewer", *, perms: tuple[str, ...] = (), **extra: Any) -> User:

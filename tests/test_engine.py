@@ -13,7 +13,7 @@ import pytest
 from scheduled_tasks import claims, conf, leases, records, registry, runner, schedules
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import SnippetResult, run_function
-from tests.factories import T0, make_execution, make_task
+from tests.factories import T0, claim_slot, make_execution, make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -207,7 +207,7 @@ def test_grace_period_judges_the_latest_missed_slot(back, ran, skipped):
 
 def test_max_instances_two_allows_two_runs_and_refuses_a_third():
     task = make_task(every=1, unit="minutes", max_instances=2)
-    first = claims.claim_slot(task.pk, T0, T0 + 50 * S)  # both leases outlast the next slot
+    first = claim_slot(task.pk, T0, T0 + 50 * S)  # both leases outlast the next slot
     second = claims.claim_manual(task, T0 + 55 * S)
     assert first is not None and first.runs and second.execution.status == "running"
     # The next slot comes while both still run: refused, and the slot stays due.
@@ -216,7 +216,7 @@ def test_max_instances_two_allows_two_runs_and_refuses_a_third():
     assert report.executions == [] and sandbox.calls == []
     assert [t.pk for t in report.busy] == [task.pk]
     assert reload(task).next_run_at == T0 + MIN
-    assert claims.claim_slot(task.pk, T0 + MIN, T0 + MIN) is None
+    assert claim_slot(task.pk, T0 + MIN, T0 + MIN) is None
     with pytest.raises(claims.TaskBusy, match="already running"):
         claims.claim_manual(task, T0 + MIN)
     with pytest.raises(runner.TaskBusy, match="already running"):
@@ -301,7 +301,7 @@ def test_timed_out_run_is_retried():
 
 def test_abandoned_run_is_retried():
     task = make_task(every=1, unit="days", max_retries=1, retry_backoff_seconds=30)
-    claim = claims.claim_slot(task.pk, T0, T0)
+    claim = claim_slot(task.pk, T0, T0)
     assert claim is not None
     reaped_at = T0 + (conf.get("LEASE_SECONDS") + 1) * S
     assert leases.reap_abandoned(reaped_at) == 1
@@ -374,7 +374,7 @@ def test_heartbeat_extends_the_lease_so_a_long_run_is_not_reaped():
 
 def test_renewing_a_reaped_run_fails_and_does_not_revive_it():
     task = make_task(every=1, unit="days")
-    claim = claims.claim_slot(task.pk, T0, T0)
+    claim = claim_slot(task.pk, T0, T0)
     lease = conf.get("LEASE_SECONDS") * S
     assert leases.renew_lease(claim.execution.pk, T0 + 30 * S) is True
     assert leases.reap_abandoned(T0 + lease + 30 * S) == 1
@@ -429,7 +429,7 @@ def test_run_that_fails_after_being_reaped_is_retried_once_not_twice():
 def test_abandoned_run_is_reaped_and_the_task_is_scheduled_again():
     task = make_task(every=1, unit="minutes")
     claimed = T0 + 30 * S
-    claim = claims.claim_slot(task.pk, T0, claimed)  # ... and then the runner died
+    claim = claim_slot(task.pk, T0, claimed)  # ... and then the runner died
     expiry = claimed + conf.get("LEASE_SECONDS") * S
     # Before the lease runs out the run still counts: the next slot (T0+1min) waits.
     early = tick(expiry - S)
@@ -633,7 +633,7 @@ def test_claim_after_a_month_of_downtime_does_bounded_schedule_work(monkeypatch)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(schedules, "next_fire_time", counting)
-    claim = claims.claim_slot(task.pk, T0, T0 + timedelta(days=30))
+    claim = claim_slot(task.pk, T0, T0 + timedelta(days=30))
     assert claim is not None
     assert claim.execution.slots_covered == 30 * 24 * 60 + 1
     assert calls < 100

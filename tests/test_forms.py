@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from scheduled_tasks import registry
+from scheduled_tasks import registry, services
 from scheduled_tasks.form_fields import LocalDateTimeInput, next_whole_minute
 from scheduled_tasks.forms import ScheduledTaskForm, SchedulePreviewForm
 from scheduled_tasks.models import ScheduledTask
@@ -34,7 +34,7 @@ def saved(now: datetime = T0, **overrides: Any) -> ScheduledTask:
     form = ScheduledTaskForm(data(**overrides), now=now)
     assert form.is_valid(), form.errors
     task = form.save(commit=False)
-    task.reschedule(now)
+    task.next_run_at = services.next_run_for(task, now)
     task.save()
     task.refresh_from_db()
     return task

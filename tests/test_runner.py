@@ -9,7 +9,7 @@ import pytest
 from scheduled_tasks import claims, runner
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import SnippetResult
-from tests.factories import T0, make_task
+from tests.factories import T0, claim_slot, make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +123,7 @@ def test_executor_crash_is_recorded_and_the_tick_goes_on():
 
 def test_task_still_running_is_not_started_again():
     task = make_task(every=1, unit="minutes", anchor=T0, timeout_seconds=600)
-    claim = claims.claim_slot(task.pk, T0, T0 + timedelta(seconds=30))
+    claim = claim_slot(task.pk, T0, T0 + timedelta(seconds=30))
     assert claim is not None
     later = T0 + timedelta(seconds=80)  # the next slot is due; the lease still holds
     report = runner.tick(later, clock=fixed_clock(later), snippet_executor=FakeExecutor())
@@ -134,7 +134,7 @@ def test_task_still_running_is_not_started_again():
 
 def test_abandoned_run_is_reaped_and_the_task_runs_again():
     task = make_task(every=1, unit="minutes", anchor=T0, timeout_seconds=30)
-    claim = claims.claim_slot(task.pk, T0, T0)
+    claim = claim_slot(task.pk, T0, T0)
     assert claim is not None
     # The runner died: nobody finishes the run. After timeout + grace the lease expires.
     later = T0 + timedelta(seconds=30 + 60 + 1)
@@ -193,9 +193,9 @@ def test_slot_is_unique_in_the_database():
 
 def test_claim_with_a_stale_view_of_the_slot_gets_nothing():
     task = make_task(anchor=T0)
-    assert claims.claim_slot(task.pk, T0, T0) is not None
+    assert claim_slot(task.pk, T0, T0) is not None
     # A second runner that read next_run_at before the first claimed it.
-    assert claims.claim_slot(task.pk, T0, T0) is None
+    assert claim_slot(task.pk, T0, T0) is None
     assert Execution.objects.filter(task=task).count() == 1
 
 

@@ -25,7 +25,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from scheduled_tasks import claims, services, transfer
+from scheduled_tasks import claims, import_export, services
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.services import RUNNER_FIELDS, CannotActivate
 from tests.factories import T0, make_execution, make_task, make_user, task_form_data
@@ -179,11 +179,11 @@ def activate_in_admin(client: Client, task: ScheduledTask) -> list[str]:
 
 
 def activate_by_import(client: Client, task: ScheduledTask) -> list[str]:
-    entry = transfer.export_task(task)
+    entry = import_export.export_task(task)
     entry["active"] = True
     try:
-        transfer.import_tasks([entry], now=timezone.now())
-    except transfer.ImportValidationError as exc:
+        import_export.import_tasks([entry], now=timezone.now())
+    except import_export.ImportValidationError as exc:
         return [str(problem) for problem in exc.problems]
     return []
 
@@ -489,7 +489,7 @@ def test_every_caller_writes_tasks_through_the_service(
     for action in ("deactivate_tasks", "activate_tasks"):
         client.post(changelist, {"action": action, "_selected_action": [admin_task.pk]})
     # Import (the command), the built-in jobs and the demo data (their commands).
-    entries = transfer.export_tasks(ScheduledTask.objects.all())
+    entries = import_export.export_tasks(ScheduledTask.objects.all())
     entries.append({**entries[0], "name": "imported"})
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(entries)))
     call_command("import_scheduled_tasks", "-", stdout=io.StringIO())

@@ -690,7 +690,7 @@ def test_schedule_preview_explains_bad_input(viewer_client: Client) -> None:
 @pytest.fixture
 def fake_runner(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     """A stand-in for the runner, to test the view's handling in isolation."""
-    from scheduled_tasks import run_views
+    from scheduled_tasks.views import runs
 
     class TaskBusy(Exception):
         pass
@@ -705,8 +705,8 @@ def fake_runner(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
             task, status="failed", trigger=trigger, duration_seconds=0.25, error="Line 1: boom"
         )
 
-    monkeypatch.setattr(run_views, "TaskBusy", TaskBusy)
-    monkeypatch.setattr(run_views, "run_task_now", run_task_now)
+    monkeypatch.setattr(runs, "TaskBusy", TaskBusy)
+    monkeypatch.setattr(runs, "run_task_now", run_task_now)
     return state
 
 
@@ -1089,6 +1089,22 @@ def test_execution_page_of_a_skipped_slot(viewer_client: Client) -> None:
     assert "Slots skipped" in html
     assert "past the grace period" in html
     assert "Not run: the slot was skipped." in html
+
+
+def test_task_page_words_depend_on_the_status_constants(editor_client: Client) -> None:
+    """The templates compare with ``Status`` from the context: a missing one would silently
+    make every comparison false."""
+    task = make_task(name="busy", last_status=Execution.Status.RUNNING)
+    make_execution(task, status=Execution.Status.SKIPPED, started_at=None, slots_skipped=2)
+    make_execution(
+        task, status=Execution.Status.PENDING, trigger=Execution.Trigger.RETRY, attempt=2,
+        not_before=T0,
+    )  # fmt: skip
+    html = editor_client.get(reverse("scheduled_tasks:task_detail", args=[task.pk])).content
+    html = html.decode()
+    assert 'title="A run is already in progress"' in html
+    assert '<span class="muted">not run</span>' in html
+    assert '<span class="muted">not before' in html
 
 
 def test_execution_error_of_a_function_task_points_to_its_parameters(

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from scheduled_tasks import transfer
+from scheduled_tasks import import_export
 from scheduled_tasks.models import ScheduledTask
 
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         indent: int = options["indent"]
         if indent < 0:
             raise CommandError(f"--indent must be 0 or more, not {indent}")
-        entries = transfer.export_tasks(ScheduledTask.objects.all())
+        entries = import_export.export_tasks(ScheduledTask.objects.all())
         text = json.dumps(entries, indent=indent or None, ensure_ascii=False) + "\n"
 
         target = options["file"]

@@ -10,7 +10,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from scheduled_tasks import transfer
+from scheduled_tasks import import_export
 from scheduled_tasks.management.sources import read_source
 
 
@@ -63,10 +63,10 @@ class Command(BaseCommand):
         user = _find_user(options["user"]) if options["user"] else None
 
         try:
-            report = transfer.import_tasks(
+            report = import_export.import_tasks(
                 entries, now=timezone.now(), user=user, dry_run=options["dry_run"]
             )
-        except transfer.ImportValidationError as exc:
+        except import_export.ImportValidationError as exc:
             for problem in exc.problems:
                 self.stderr.write(str(problem))
             raise CommandError(str(exc), returncode=1) from None

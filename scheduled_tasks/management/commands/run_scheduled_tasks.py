@@ -180,7 +180,11 @@ class Command(BaseCommand):
 
     def _print_execution(self, execution: Execution) -> None:
         task = execution.task
-        style = self.style.SUCCESS if execution.status == "completed" else self.style.ERROR
+        style = (
+            self.style.SUCCESS
+            if execution.status == Execution.Status.COMPLETED
+            else self.style.ERROR
+        )
         duration = f"{execution.duration_seconds or 0:.3f}s"
         self.stdout.write(style(f"task {task.pk} “{task.name}”: {execution.status} in {duration}"))
         if execution.output:

@@ -1,4 +1,4 @@
-"""Export and import of scheduled tasks: the transfer module and its two commands."""
+"""Export and import of scheduled tasks: the import_export module and its two commands."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from scheduled_tasks import registry
+from scheduled_tasks.import_export import ImportValidationError, export_tasks, import_tasks
 from scheduled_tasks.models import ScheduledTask
 from scheduled_tasks.registry import JobContext
-from scheduled_tasks.transfer import ImportValidationError, export_tasks, import_tasks
 from tests.factories import make_task, make_user
 
 pytestmark = pytest.mark.django_db

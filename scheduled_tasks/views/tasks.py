@@ -1,5 +1,5 @@
-"""The scheduler's pages. Thin: parse the request, call the domain, render. The clock is read
-here (``timezone.now()``) and handed down, never read deeper."""
+"""The task pages: the list, create and edit, activate/deactivate, a task's page with its run
+history, and the live schedule preview of the form."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from scheduled_tasks import conf, registry, schedules, services
-from scheduled_tasks.forms import ScheduledTaskForm, SchedulePreviewForm
+from scheduled_tasks.choices import status_label
+from scheduled_tasks.forms import ALL_SCHEDULE_FIELDS, ScheduledTaskForm, SchedulePreviewForm
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox.namespace import ALLOWED_IMPORTS
 
@@ -29,7 +30,6 @@ UPCOMING_RUNS = 5
 # Enough of a run's output for one table cell; the full text is on the execution page.
 OUTPUT_PREVIEW_CHARS = 160
 
-STATUS_LABELS: dict[str, str] = dict(Execution.Status.choices)
 PROBLEM_STATUSES = (Execution.Status.FAILED, Execution.Status.TIMEOUT, Execution.Status.ABANDONED)
 
 TASK_SORTS: dict[str, tuple[str, ...]] = {
@@ -41,7 +41,7 @@ TASK_SORTS: dict[str, tuple[str, ...]] = {
     "-last_run": ("-last_run_at", "name"),
 }
 
-KIND_LABELS: dict[str, str] = dict(schedules.KIND_CHOICES)
+SCHEDULE_KINDS = frozenset(schedules.Kind)
 PENDING_RETRIES_SHOWN = 10
 PREVIEW_FORMAT = "D j M Y, H:i T"
 
@@ -52,11 +52,7 @@ LIST_FIELDS = (
     "name",
     "description",
     "schedule_kind",
-    "every",
-    "unit",
-    "anchor",
-    "cron_expression",
-    "run_at",
+    *ALL_SCHEDULE_FIELDS,
     "time_zone",
     "function_name",
     "priority",
@@ -124,7 +120,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
     elif state == "inactive":
         tasks = tasks.filter(is_active=False)
     kind = request.GET.get("kind", "")
-    if kind in KIND_LABELS:
+    if kind in SCHEDULE_KINDS:
         tasks = tasks.filter(schedule_kind=kind)
     else:
         kind = ""
@@ -133,7 +129,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
         tasks = tasks.filter(last_status="")
     elif status == "problem":
         tasks = tasks.filter(last_status__in=PROBLEM_STATUSES)
-    elif status in STATUS_LABELS:
+    elif status in Execution.Status.values:
         tasks = tasks.filter(last_status=status)
     sort = request.GET.get("sort", "name")
     if sort not in TASK_SORTS:
@@ -142,8 +138,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
 
     page = Paginator(tasks, TASKS_PER_PAGE).get_page(request.GET.get("page"))
     for task in page:
-        task.last_status_label = STATUS_LABELS.get(task.last_status, task.last_status)
-        task.kind_label = KIND_LABELS.get(task.schedule_kind, task.schedule_kind)
+        task.last_status_label = status_label(task.last_status)
 
     totals = ScheduledTask.objects.aggregate(
         total=Count("pk"),
@@ -290,7 +285,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         for row in task.executions.order_by().values("status").annotate(n=Count("pk"))
     }
     status_filter = request.GET.get("status", "")
-    if status_filter not in STATUS_LABELS:
+    if status_filter not in Execution.Status.values:
         status_filter = ""
     history = (
         task.executions.defer("output", "error")
@@ -318,11 +313,10 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "scheduled_tasks/task_detail.html",
         {
             "task": task,
-            "last_status_label": STATUS_LABELS.get(task.last_status, task.last_status),
+            "last_status_label": status_label(task.last_status),
             "code_lines": task.code.rstrip("\n").split("\n"),
             "function": _registered(task.function_name),
             "function_params": json.dumps(task.function_params or {}, indent=2, ensure_ascii=False),
-            "kind_label": KIND_LABELS.get(task.schedule_kind, task.schedule_kind),
             "upcoming": _task_upcoming(task, now),
             "pending_retries": pending_retries,
             "page": page,
@@ -335,6 +329,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "total_runs": sum(counts.values()),
             "effective_timeout": services.effective_timeout(task),
             "now": now,
+            "Status": Execution.Status,
         },
     )
 
@@ -356,49 +351,6 @@ def _task_upcoming(task: ScheduledTask, now: datetime) -> list[datetime]:
     except schedules.ScheduleError:
         return []
     return upcoming_runs(schedule, now)
-
-
-@login_required
-@require_GET
-def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    execution = get_object_or_404(Execution.objects.select_related("task"), pk=pk)
-    siblings = Execution.objects.filter(task_id=execution.task_id).only("pk")
-    newer = (
-        siblings.filter(
-            Q(created_at__gt=execution.created_at)
-            | Q(created_at=execution.created_at, pk__gt=execution.pk)
-        )
-        .order_by("created_at", "pk")
-        .first()
-    )
-    older = (
-        siblings.filter(
-            Q(created_at__lt=execution.created_at)
-            | Q(created_at=execution.created_at, pk__lt=execution.pk)
-        )
-        .order_by("-created_at", "-pk")
-        .first()
-    )
-    # Every attempt of this run: the first execution and its retries, in order.
-    first_id = execution.retry_of_id or execution.pk
-    attempts = list(
-        Execution.objects.filter(Q(pk=first_id) | Q(retry_of_id=first_id))
-        .only("pk", "status", "attempt", "not_before", "started_at", "task_id")
-        .order_by("attempt", "pk")
-    )
-    return render(
-        request,
-        "scheduled_tasks/execution_detail.html",
-        {
-            "execution": execution,
-            "task": execution.task,
-            "newer": newer,
-            "older": older,
-            "attempts": attempts if len(attempts) > 1 else [],
-            # A pending retry may wait for hours: only a run in progress refreshes the page.
-            "in_progress": execution.status == Execution.Status.RUNNING,
-        },
-    )
 
 
 @login_required

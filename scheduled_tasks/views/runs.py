@@ -1,23 +1,26 @@
-"""Running tasks from the pages: "Run now" on a task, and "Test run" of the code being edited.
-Both run in the sandbox during the request (a fork of this process) and report the result."""
+"""The run pages: "Run now" on a task, "Test run" of the code being edited (both run in the
+sandbox during the request, a fork of this process, and report the result), and the page of
+one run."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from scheduled_tasks import records, services
+from scheduled_tasks.choices import status_label
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.runner import TaskBusy, run_task_now
 from scheduled_tasks.sandbox import run_snippet
 from scheduled_tasks.validation import code_problems
-from scheduled_tasks.views import ADD_PERM, CHANGE_PERM, STATUS_LABELS
+from scheduled_tasks.views.tasks import ADD_PERM, CHANGE_PERM
 
 
 @login_required
@@ -26,12 +29,11 @@ from scheduled_tasks.views import ADD_PERM, CHANGE_PERM, STATUS_LABELS
 def task_run(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(ScheduledTask, pk=pk)
     try:
-        execution = run_task_now(task, now=timezone.now(), trigger="manual")
+        execution = run_task_now(task, now=timezone.now(), trigger=Execution.Trigger.MANUAL)
     except TaskBusy as exc:
         messages.error(request, str(exc))
         return redirect("scheduled_tasks:task_detail", pk=task.pk)
-    label = STATUS_LABELS.get(execution.status, execution.status)
-    note = f"Ran “{task.name}” now: {label.lower()}"
+    note = f"Ran “{task.name}” now: {execution.get_status_display().lower()}"
     if execution.duration_seconds is not None:
         note += f" in {execution.duration_seconds:.2f} s"
     if execution.status == Execution.Status.COMPLETED:
@@ -60,7 +62,9 @@ def test_run(request: HttpRequest) -> JsonResponse:
     code = request.POST.get("code", "")
     problems = code_problems(code)
     if problems:
-        return JsonResponse({"ok": False, "status": "failed", "errors": problems}, status=400)
+        return JsonResponse(
+            {"ok": False, "status": Execution.Status.FAILED, "errors": problems}, status=400
+        )
     timeout = min(services.effective_timeout(task), TEST_RUN_TIMEOUT_SECONDS)
     started = timezone.now()
     result = run_snippet(code, timeout=timeout, label="test-run")
@@ -71,7 +75,7 @@ def test_run(request: HttpRequest) -> JsonResponse:
         {
             "ok": True,
             "status": result.status,
-            "status_label": STATUS_LABELS.get(result.status, result.status),
+            "status_label": status_label(result.status),
             "output": result.output,
             "output_truncated": result.output_truncated,
             "error": result.error,
@@ -82,4 +86,47 @@ def test_run(request: HttpRequest) -> JsonResponse:
                 else None
             ),
         }
+    )
+
+
+def _neighbour(execution: Execution, *, newer: bool) -> Execution | None:
+    """The task's run just after (``newer``) or just before this one; ``pk`` breaks ties."""
+    op, order = ("gt", ("created_at", "pk")) if newer else ("lt", ("-created_at", "-pk"))
+    after = Q(**{f"created_at__{op}": execution.created_at})
+    tied = Q(created_at=execution.created_at, **{f"pk__{op}": execution.pk})
+    return (
+        Execution.objects.filter(task_id=execution.task_id)
+        .filter(after | tied)
+        .only("pk")
+        .order_by(*order)
+        .first()
+    )
+
+
+@login_required
+@require_GET
+def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    execution = get_object_or_404(Execution.objects.select_related("task"), pk=pk)
+    newer = _neighbour(execution, newer=True)
+    older = _neighbour(execution, newer=False)
+    # Every attempt of this run: the first execution and its retries, in order.
+    first_id = execution.retry_of_id or execution.pk
+    attempts = list(
+        Execution.objects.filter(Q(pk=first_id) | Q(retry_of_id=first_id))
+        .only("pk", "status", "attempt", "not_before", "started_at", "task_id")
+        .order_by("attempt", "pk")
+    )
+    return render(
+        request,
+        "scheduled_tasks/execution_detail.html",
+        {
+            "execution": execution,
+            "task": execution.task,
+            "newer": newer,
+            "older": older,
+            "attempts": attempts if len(attempts) > 1 else [],
+            # A pending retry may wait for hours: only a run in progress refreshes the page.
+            "in_progress": execution.status == Execution.Status.RUNNING,
+            "Status": Execution.Status,
+        },
     )
