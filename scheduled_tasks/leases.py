@@ -71,7 +71,8 @@ def renew_leases(runner: str, now: datetime) -> int:
 def reap_abandoned(now: datetime) -> int:
     """Runs whose lease expired belong to a runner that died: running ones are marked
     abandoned (and retried per the task), claimed ones never started are handed back."""
-    stale = list(Execution.objects.stale(now).select_related("task"))
+    # The tasks only when something is stale: an idle tick sends one small query here.
+    stale = list(Execution.objects.stale(now).prefetch_related("task"))
     unstarted = [e.pk for e in stale if e.status == Status.PENDING]
     if unstarted:
         _hand_back(Execution.objects.filter(pk__in=unstarted, status=Status.PENDING), now)

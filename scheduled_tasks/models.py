@@ -205,8 +205,16 @@ class ScheduledTask(models.Model):
         ordering = ["name"]
         verbose_name = "scheduled task"
         indexes = [
-            # The runner's one query: active tasks whose next slot has come.
-            models.Index(fields=["is_active", "next_run_at"], name="sched_task_due"),
+            # The runner's due query (active tasks whose next slot has come) and the daemon's
+            # "when is the next one" MIN, both ``WHERE "is_active" AND ...``. Partial on
+            # ``is_active``, so it serves them without planner statistics (a database nobody
+            # has analysed): the old (is_active, next_run_at) index cannot be searched on a
+            # bare boolean term, and SQLite scanned the whole table. See querysets.due().
+            models.Index(
+                fields=["next_run_at"],
+                condition=models.Q(is_active=True),
+                name="sched_task_active_due",
+            ),
         ]
 
     def __str__(self) -> str:

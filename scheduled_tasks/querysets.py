@@ -1,22 +1,41 @@
-"""Named queries shared by the runner and the pages."""
+"""Named queries shared by the runner and the pages.
+
+The runner's queries are written so that an index serves them on a database nobody has
+analysed (no planner statistics, as after ``migrate`` and inserts); tests/test_query_plans.py
+checks every one with ``EXPLAIN`` on SQLite and PostgreSQL.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import models
+
+# The earliest moment a slot can hold: the lower bound of the due query (see ``due``).
+EARLIEST_SLOT = datetime(1, 1, 1, tzinfo=UTC)
 
 
 class ScheduledTaskQuerySet(models.QuerySet):
     def due(self, now: datetime) -> ScheduledTaskQuerySet:
-        """Active tasks whose next slot has come (uses the due index); higher priority first,
-        then the oldest slot."""
-        return self.filter(is_active=True, next_run_at__lte=now).order_by(
+        """Active tasks whose next slot has come; higher priority first, then the oldest slot.
+
+        Served by the partial index ``sched_task_active_due`` (``next_run_at`` of active
+        tasks): ``is_active=True`` is spelled so that the SQL condition is the index's own
+        (``WHERE "is_active"``). The lower bound selects nothing more (every slot is later)
+        but makes the condition a closed range (``BETWEEN``), which PostgreSQL estimates
+        without statistics at 0.5 % of the rows instead of a third of them, and so reads
+        the index rather than the whole table.
+        """
+        return self.filter(is_active=True, next_run_at__range=(EARLIEST_SLOT, now)).order_by(
             "-priority", "next_run_at", "pk"
         )
 
 
 class ExecutionQuerySet(models.QuerySet):
+    # The status comes first in the execution indexes (``sched_exec_status``,
+    # ``sched_exec_pending``): an equality or IN on it, then a range on the time, is an index
+    # search on both databases without statistics.
+
     def running(self) -> ExecutionQuerySet:
         return self.filter(status="running")
 
@@ -32,5 +51,6 @@ class ExecutionQuerySet(models.QuerySet):
         ).order_by("not_before", "pk")
 
     def stale(self, now: datetime) -> ExecutionQuerySet:
-        """Runs in progress or claimed whose lease expired: their runner died."""
-        return self.filter(status__in=["pending", "running"], lease_expires_at__lte=now)
+        """Runs in progress or claimed whose lease expired: their runner died. Unordered:
+        each is reaped on its own (and an idle tick need not sort)."""
+        return self.filter(status__in=["pending", "running"], lease_expires_at__lte=now).order_by()
