@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone as dj_timezone
 
 from scheduled_tasks import schedules
+from scheduled_tasks.choices import CatchUp
 from scheduled_tasks.querysets import ExecutionQuerySet, ScheduledTaskQuerySet
 
 
@@ -113,11 +114,8 @@ class ScheduledTask(models.Model):
     catch_up = models.CharField(
         "missed runs",
         max_length=10,
-        choices=[
-            ("run_once", "Run once for all missed slots"),
-            ("skip", "Skip missed slots, run only the latest"),
-        ],
-        default="run_once",
+        choices=CatchUp.choices,
+        default=CatchUp.RUN_ONCE,
         help_text="What to do with slots missed while the scheduler was down.",
     )
     grace_seconds = models.PositiveIntegerField(
@@ -247,10 +245,6 @@ class ScheduledTask(models.Model):
         """The first slot at or after ``now``: where a new or edited schedule starts."""
         return schedules.next_fire_time(self.schedule, now, inclusive=True)
 
-    def reschedule(self, now: datetime) -> None:
-        """Put ``next_run_at`` on the grid after a create or edit (not saved here)."""
-        self.next_run_at = self.first_run_after(now) if self.is_active else None
-
 
 class Execution(models.Model):
     class Status(models.TextChoices):
@@ -368,10 +362,6 @@ class Execution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} #{self.pk} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED_STATUSES
 
 
 class SchedulerLease(models.Model):

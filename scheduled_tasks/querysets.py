@@ -36,21 +36,25 @@ class ExecutionQuerySet(models.QuerySet):
     # ``sched_exec_pending``): an equality or IN on it, then a range on the time, is an index
     # search on both databases without statistics.
 
+    def _held(self) -> list[str]:
+        # (``self.model`` is Execution: models.py imports this module, not the other way.)
+        return [self.model.Status.PENDING, self.model.Status.RUNNING]
+
     def running(self) -> ExecutionQuerySet:
-        return self.filter(status="running")
+        return self.filter(status=self.model.Status.RUNNING)
 
     def live(self, now: datetime) -> ExecutionQuerySet:
         """Runs in progress or claimed by a runner that still holds the lease."""
-        return self.filter(status__in=["pending", "running"], lease_expires_at__gt=now)
+        return self.filter(status__in=self._held(), lease_expires_at__gt=now)
 
     def due_retries(self, now: datetime) -> ExecutionQuerySet:
         """Pending runs nobody holds whose time has come: retries past their backoff, and
         claims a runner handed back."""
         return self.filter(
-            status="pending", not_before__lte=now, lease_expires_at__isnull=True
+            status=self.model.Status.PENDING, not_before__lte=now, lease_expires_at__isnull=True
         ).order_by("not_before", "pk")
 
     def stale(self, now: datetime) -> ExecutionQuerySet:
         """Runs in progress or claimed whose lease expired: their runner died. Unordered:
         each is reaped on its own (and an idle tick need not sort)."""
-        return self.filter(status__in=["pending", "running"], lease_expires_at__lte=now).order_by()
+        return self.filter(status__in=self._held(), lease_expires_at__lte=now).order_by()

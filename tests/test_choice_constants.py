@@ -29,22 +29,6 @@ SKIPPED_DIRS = {APP / "migrations", APP / "sandbox"}
 ALLOWED = {
     # In ``Meta`` the enclosing class's ``Trigger`` is not in scope.
     ("models.py", 'condition=models.Q(trigger="schedule"),'),
-    # TODO(lead): ``catch_up = models.CharField(choices=CatchUp.choices, default=CatchUp.RUN_ONCE)``
-    ("models.py", '("run_once", "Run once for all missed slots"),'),
-    ("models.py", '("skip", "Skip missed slots, run only the latest"),'),
-    ("models.py", 'default="run_once",'),
-    # TODO(querysets owner): querysets.py is imported by models.py, so it cannot import
-    # ``Execution`` at module level; import it inside the methods (or from a choices module).
-    ("querysets.py", 'return self.filter(status="running")'),
-    (
-        "querysets.py",
-        'return self.filter(status__in=["pending", "running"], lease_expires_at__gt=now)',
-    ),
-    ("querysets.py", 'status="pending", not_before__lte=now, lease_expires_at__isnull=True'),
-    (
-        "querysets.py",
-        'return self.filter(status__in=["pending", "running"], lease_expires_at__lte=now).order_by()',
-    ),
 }
 
 
