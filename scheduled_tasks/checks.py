@@ -210,7 +210,8 @@ def check_sandbox_os_layers(app_configs: Any = None, **kwargs: Any) -> list[Any]
         warnings.append(
             Warning(
                 f"SCHEDULED_TASKS['SANDBOX_USER'] {user!r} cannot read {', '.join(unreadable)}: "
-                "imports a snippet triggers (datetime.strptime imports _strptime) fail.",
+                "a standard-library module a snippet's process imports lazily (an encoding, "
+                "a C extension not yet loaded) fails to import.",
                 hint="Install Python and the virtualenv where that user can read them (not "
                 "under /root), or make the directories world-readable.",
                 id="scheduled_tasks.W105",
