@@ -78,7 +78,7 @@ def test_a_refused_record_does_not_stop_the_other_claimed_runs(monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_run_scheduled_tasks_task_id_records_nul_output():
     task = make_task(name="nul", code=NUL_SNIPPET, anchor=timezone.now() + timedelta(days=3))
-    proc = run_manage("run_scheduled_tasks", "--skip-checks", "--task-id", str(task.pk))
+    proc = run_manage("run_scheduled_tasks", "--task-id", str(task.pk))
     assert proc.returncode == 0, proc.stderr
     execution = Execution.objects.get(task=task)
     assert (execution.status, execution.output) == ("completed", "a\\x00b\n")
@@ -88,7 +88,7 @@ def test_run_scheduled_tasks_task_id_records_nul_output():
 @pytest.mark.django_db(transaction=True)
 def test_run_scheduled_tasks_task_id_records_a_lone_surrogate_error():
     task = make_task(name="sur", code=SURROGATE_SNIPPET, anchor=timezone.now() + timedelta(days=3))
-    proc = run_manage("run_scheduled_tasks", "--skip-checks", "--task-id", str(task.pk))
+    proc = run_manage("run_scheduled_tasks", "--task-id", str(task.pk))
     assert proc.returncode == 1  # the run failed, the command did not crash
     assert "ended failed" in proc.stderr
     execution = Execution.objects.get(task=task)
@@ -102,7 +102,7 @@ def test_the_runner_goes_on_after_hostile_results_in_one_tick():
     nul = due_task("nul", NUL_SNIPPET, seconds=-900)
     sur = due_task("sur", SURROGATE_SNIPPET, seconds=-600)
     after = due_task("after", "print('still here')")
-    proc = run_manage("run_scheduled_tasks", "--skip-checks")
+    proc = run_manage("run_scheduled_tasks")
     assert proc.returncode == 0, proc.stderr
     assert Execution.objects.get(task=nul).output == "a\\x00b\n"
     assert Execution.objects.get(task=sur).status == "failed"
@@ -125,7 +125,7 @@ def test_the_daemon_records_hostile_results_and_keeps_running():
         due_task("sur", SURROGATE_SNIPPET, seconds=0.6),
         due_task("after", "print('still here')", seconds=0.7),
     ]
-    proc = start_manage("run_scheduled_tasks", "--skip-checks", "--daemon", "--interval", "1")
+    proc = start_manage("run_scheduled_tasks", "--daemon", "--interval", "1")
     try:
         wait_for(
             lambda: Execution.objects.filter(task__in=tasks, finished_at__isnull=False).count() == 3

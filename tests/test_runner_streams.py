@@ -122,7 +122,7 @@ logger.info("logged")
 
 @pytest.mark.django_db
 def test_run_snippet_json_stays_one_valid_json_document():
-    proc = run_manage("run_snippet", "--skip-checks", "--json", "-", input=NOISY_SNIPPET)
+    proc = run_manage("run_snippet", "--json", "-", input=NOISY_SNIPPET)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     payload = json.loads(proc.stdout)
@@ -137,7 +137,7 @@ def test_run_snippet_json_stays_one_valid_json_document():
 @pytest.mark.django_db(transaction=True)
 def test_run_scheduled_tasks_task_id_prints_exactly_the_run():
     task = make_task(name="noisy", code=NOISY_SNIPPET, anchor=timezone.now() + timedelta(days=3))
-    proc = run_manage("run_scheduled_tasks", "--skip-checks", "--task-id", str(task.pk))
+    proc = run_manage("run_scheduled_tasks", "--task-id", str(task.pk))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     execution = Execution.objects.get(task=task)

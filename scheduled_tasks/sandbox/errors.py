@@ -184,7 +184,7 @@ def translate(exc: BaseException) -> BaseException:
         mapped = _model_errors.get(cls) or _DJANGO_TO_SANDBOX.get(cls)
         if mapped is not None:
             return mapped(message)
-        if cls in vetting._exception_types and cls.__module__ in (__name__, "snippet"):
+        if vetting.is_vetted_exception_class(cls) and cls.__module__ in (__name__, "snippet"):
             return cls(message)  # one of ours (SandboxViolation, a model's DoesNotExist...)
         if cls in _PASS_THROUGH_BUILTINS:
             if cls is KeyError and len(exc.args) == 1 and type(exc.args[0]) in (str, int):

@@ -79,10 +79,8 @@ class SafeFunction:
 def expose(name: str, obj: Any) -> Any:
     """How a configured object is handed to snippets: vetted classes and proxies as they
     are, other callables behind :class:`SafeFunction`; anything else is refused."""
-    if vetting.vetted_class(obj) or vetting.is_proxy(obj):
+    if vetting.vetted_class(obj) or vetting.is_proxy(obj) or vetting.is_proxy_class(obj):
         return obj
-    if isinstance(obj, type) and obj in vetting._proxy_types:
-        return obj  # a sandbox helper class (Q, Count...)
     if callable(obj) and not isinstance(obj, type):
         return SafeFunction(name, obj)
     raise SandboxViolation(f"{name} cannot be exposed to snippets")

@@ -340,7 +340,7 @@ def guarded_build_class(func: Any, name: Any, *bases: Any, **keywords: Any) -> t
     exception class. The class is registered as the snippet's: its instances take attribute
     writes (``self.count = 0``), nothing else of the sandbox's does.
     """
-    if keywords != {"metaclass": type} or keywords["metaclass"] is not type:
+    if set(keywords) != {"metaclass"} or keywords["metaclass"] is not type:
         raise SandboxViolation("class keywords (metaclass=...) are not allowed in snippets")
     if type(name) is not str or not vetting.is_snippet_code(getattr(func, "__code__", None)):
         raise SandboxViolation("classes are made by class statements only")

@@ -151,6 +151,15 @@ def is_choices_member(value: Any) -> bool:
     return type(value) in _choices_classes
 
 
+def is_proxy_class(obj: Any) -> bool:
+    """A sandbox helper class itself (``Q``, ``Count``...), as configured in NAMESPACE."""
+    return isinstance(obj, type) and obj in _proxy_types
+
+
+def is_vetted_exception_class(cls: Any) -> bool:
+    return isinstance(cls, type) and cls in _exception_types
+
+
 def is_proxy(obj: Any) -> bool:
     return type(obj) in _proxy_types
 
@@ -172,7 +181,7 @@ def _is_snippet_made(obj: Any) -> bool:
     if kind in (types.GeneratorType, types.CoroutineType):
         code = obj.gi_code if kind is types.GeneratorType else obj.cr_code
         return is_snippet_code(code)
-    return kind in _snippet_classes or (isinstance(obj, type) and obj in _snippet_classes)
+    return kind in _snippet_classes  # an instance (the classes themselves: vetted_class)
 
 
 def vetted_class(obj: Any) -> bool:
@@ -232,7 +241,7 @@ def plain_copy(value: Any, *, depth: int = 0, proxies: bool = False) -> Any:
     if kind in SCALAR_TYPES:
         return value
     if kind in _choices_classes:
-        return value.value if type(value.value) in SCALAR_TYPES else plain_copy(value.value)
+        return plain_copy(value.value, depth=depth)
     if proxies and kind in _proxy_types:
         return value
     if depth >= MAX_DEPTH:
