@@ -152,9 +152,10 @@ leaves before each size); `tests/test_query_plans.py` checks the plans in that s
 
 Targets: the tick grows with the due count, not the task count; at most {TARGET_MS:.0f} ms with
 100 000 tasks and 100 due; an idle tick at most {IDLE_TARGET_MS:.0f} ms with 100 000 tasks and
-at most {IDLE_GROWTH} x its cost with 1 000. An idle tick is three indexed queries (stale
-leases, due slots, due retries) whose database work does not grow with the task count; what it
-costs is the ORM building them and, on PostgreSQL, three round trips to the server.
+at most {IDLE_GROWTH} x its cost with 1 000. An idle tick is one statement: three indexed
+`EXISTS` (stale leases, due slots, due retries) whose database work does not grow with the task
+count; what it costs is the ORM building them and, on PostgreSQL, one round trip to the server.
+A busy tick sends that statement first, then the three queries themselves.
 
 {chr(10).join(f"- {v}" for v in verdicts)}
 """

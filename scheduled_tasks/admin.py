@@ -18,6 +18,7 @@ from scheduled_tasks.choices import status_label
 from scheduled_tasks.form_fields import next_whole_minute
 from scheduled_tasks.forms import ScheduledTaskForm
 from scheduled_tasks.models import RUN_SETTINGS, Execution, ScheduledTask
+from scheduled_tasks.schedules import kinds
 
 RECENT_EXECUTIONS = 10
 
@@ -76,11 +77,7 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
                 "fields": [
                     "schedule_kind",
                     "time_zone",
-                    "every",
-                    "unit",
-                    "anchor",
-                    "cron_expression",
-                    "run_at",
+                    *kinds.model_fields(),  # each kind's columns, from the table of kinds
                     "schedule_description",
                     "next_run_at",
                 ]

@@ -38,6 +38,17 @@ def check_scheduled_tasks_settings(app_configs: Any = None, **kwargs: Any) -> li
                     id="scheduled_tasks.E002",
                 )
             )
+    workers = values["CONCURRENCY"]
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        errors.append(
+            Error(
+                "SCHEDULED_TASKS['CONCURRENCY'] must be a positive integer or None (the CPUs), "
+                f"not {workers!r}.",
+                id="scheduled_tasks.E002",
+            )
+        )
     if not isinstance(values["EMBEDDED"], bool):
         errors.append(
             Error("SCHEDULED_TASKS['EMBEDDED'] must be True or False.", id="scheduled_tasks.E003")

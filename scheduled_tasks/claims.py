@@ -33,8 +33,8 @@ Clock = Callable[[], datetime]
 
 # Columns a claim reads: never the code or the description.
 _CLAIM_FIELDS = (
-    "id", "name", "is_active", "next_run_at", "schedule_kind", "every", "unit", "anchor",
-    "cron_expression", "run_at", "time_zone", "catch_up", "grace_seconds", "max_instances",
+    "id", "name", "is_active", "next_run_at", "schedule_kind", *schedules.kinds.model_fields(),
+    "time_zone", "catch_up", "grace_seconds", "max_instances",
     "updated_at", "last_run_at", "last_status",
 )  # fmt: skip
 
@@ -316,7 +316,7 @@ def claim_pending(
         if task is None:
             return None
         checked_at = clock()
-        if not task.is_active and task.schedule_kind != schedules.Kind.ONCE:
+        if not task.is_active and not task.is_one_off:
             # Deactivated since: its retries do not run (a one-off deactivates itself, so
             # its retries still do).
             Execution.objects.filter(pk=execution_id, status=Status.PENDING).update(

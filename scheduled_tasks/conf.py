@@ -55,7 +55,26 @@ DEFAULTS: dict[str, Any] = {
     "EMBEDDED": False,
     # Longest sleep of the daemon / embedded loop; it wakes sooner when work becomes due.
     "DAEMON_INTERVAL_SECONDS": 10,
+    # How many runs one runner (daemon, embedded scheduler, cron pass) executes at once, each
+    # in its own sandbox process; None: the number of CPUs, at least 2.
+    "CONCURRENCY": None,
 }
+
+
+def concurrency(value: int | None = None) -> int:
+    """The pool size: ``value`` if given, else the setting, else the CPUs (at least 2)."""
+    import os
+
+    if value is None:
+        value = get("CONCURRENCY")
+    if value is None:
+        value = max(
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1),
+            2,
+        )
+    return int(value)
 
 
 def get(key: str) -> Any:

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from scheduled_tasks import claims, conf, leases, runner
 from scheduled_tasks.models import Execution
-from scheduled_tasks.sandbox import SnippetResult, run_function, run_snippet
+from scheduled_tasks.sandbox import SnippetResult, run_function, run_snippet, spares
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_SECONDS",
@@ -170,8 +170,10 @@ class Scheduler:
         peek_seconds: float | None = PEEK_SECONDS,
         backoff_initial: float = BACKOFF_INITIAL_SECONDS,
         backoff_max: float = BACKOFF_MAX_SECONDS,
+        concurrency: int | None = None,
     ) -> None:
         self.interval = float(interval or conf.get("DAEMON_INTERVAL_SECONDS"))
+        self.concurrency = conf.concurrency(concurrency)
         self.shutdown_timeout = shutdown_timeout
         self.runner_id = runner_id or claims.runner_identity()
         self.peek_seconds = peek_seconds
@@ -186,8 +188,13 @@ class Scheduler:
         self._monotonic = monotonic
         self._tick = tick
         self._next_due_at = next_due_at
-        self._snippet_executor = self._guarded(snippet_executor)
-        self._function_executor = self._guarded(function_executor)
+        if snippet_executor is run_snippet and function_executor is run_function:
+            # The real sandbox: the tick's pool follows its children and kills them itself
+            # when the shutdown timeout passes (see ``forced``).
+            self._snippet_executor, self._function_executor = run_snippet, run_function
+        else:  # executors that run to the end when called
+            self._snippet_executor = self._guarded(snippet_executor)
+            self._function_executor = self._guarded(function_executor)
         self._wakeup = _Wakeup()
         self._sleep = sleep or self._wakeup.wait
         self._stopping = False
@@ -281,12 +288,7 @@ class Scheduler:
         return run
 
     def _killed(self, duration: float) -> SnippetResult:
-        return SnippetResult(
-            Execution.Status.ABANDONED,
-            "",
-            f"The scheduler was shutting down: the run was killed {self._forced}.",
-            duration,
-        )
+        return SnippetResult(Execution.Status.ABANDONED, "", self._forced_reason(), duration)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -302,6 +304,8 @@ class Scheduler:
             should_stop=lambda: self.stopping,
             snippet_executor=self._snippet_executor,
             function_executor=self._function_executor,
+            concurrency=self.concurrency,
+            forced=self._forced_reason,
         )
         self.last_report = report
         self._last_tick_at = now
@@ -318,9 +322,22 @@ class Scheduler:
 
     def run(self) -> None:
         """Tick and sleep until stopped. Never raises for a failing tick: logs and backs off."""
+        # Each slot's next sandbox process is forked and confined ahead, while this loop
+        # records the previous run or sleeps.
+        with spares.kept_warm(self.concurrency):
+            self._loop()
+
+    def _forced_reason(self) -> str:
+        """Why the runs in progress must be killed now ("" while they may go on)."""
+        if not self._forced:
+            return ""
+        return f"The scheduler was shutting down: the run was killed {self._forced}."
+
+    def _loop(self) -> None:
         log.info(
-            "scheduler loop started (runner %s, interval %g s, shutdown timeout %s)",
+            "scheduler loop started (runner %s, %d slot(s), interval %g s, shutdown timeout %s)",
             self.runner_id,
+            self.concurrency,
             self.interval,
             "none" if self.shutdown_timeout is None else f"{self.shutdown_timeout:g} s",
         )

@@ -22,35 +22,17 @@ from scheduled_tasks.form_fields import (
     next_whole_minute,
 )
 from scheduled_tasks.models import RUN_SETTINGS, ScheduledTask
-from scheduled_tasks.validation import (
-    code_problems,
-    cron_problem,
-    field_limits,
-    json_problem,
-    zone_problem,
-)
+from scheduled_tasks.schedules import kinds
+from scheduled_tasks.schedules.kinds import CRON_EXAMPLE, sentence
+from scheduled_tasks.validation import code_problems, field_limits, json_problem, zone_problem
 
-Kind = schedules.Kind
 RUNS_CODE = "code"
 RUNS_FUNCTION = "function"
 RUN_CHOICES = [(RUNS_CODE, "Python code"), (RUNS_FUNCTION, "A registered function")]
 
-# The fields each schedule kind reads; the others are ignored when the task is saved.
-SCHEDULE_FIELDS: dict[str, tuple[str, ...]] = {
-    Kind.INTERVAL: ("every", "unit", "anchor"),
-    Kind.CRON: ("cron_expression",),
-    Kind.ONCE: ("run_at",),
-}
-ALL_SCHEDULE_FIELDS = ("every", "unit", "anchor", "cron_expression", "run_at")
-CRON_EXAMPLE = "30 8 * * MON-FRI"
-
-
-def sentence(message: str) -> str:
-    """A domain message ("unknown unit 'x'") as a sentence for a form ("Unknown unit 'x'.")."""
-    message = message.strip()
-    if not message:
-        return message
-    return capfirst(message) + ("" if message.endswith((".", "!", "?")) else ".")
+# Every kind's fields (the table of kinds says which kind reads which); on save, those of the
+# other kinds are ignored.
+ALL_SCHEDULE_FIELDS = kinds.model_fields()
 
 
 def _bounded_int(name: str, what: str, *, required: bool = False) -> forms.IntegerField:
@@ -94,11 +76,12 @@ class ScheduleForm(forms.Form):
     hidden cron field does not block saving an interval task.
     """
 
+    # Callable choices: read from the table when the form is used, so every kind is offered.
     schedule_kind = forms.ChoiceField(
         label="Schedule",
-        choices=schedules.KIND_CHOICES,
+        choices=kinds.choices,
         required=False,
-        initial=Kind.INTERVAL.value,
+        initial=kinds.default().value,
         widget=forms.RadioSelect,
         help_text=_model_help("schedule_kind"),
     )
@@ -148,16 +131,23 @@ class ScheduleForm(forms.Form):
         label=_model_label("time_zone"), required=False, help_text=_model_help("time_zone")
     )
 
+    # The moment the page was asked for (set by the task form): a one-off must be after it.
+    now: datetime | None = None
+
     def _ignore(self, names: Iterable[str]) -> None:
         for name in names:
             self._errors.pop(name, None)
             self.cleaned_data.pop(name, None)
 
-    def _missing(self, name: str, message: str) -> None:
+    def has_error(self, name: str) -> bool:
+        return name in self._errors
+
+    def missing(self, name: str, message: str) -> None:
+        """A "required" error on ``name``, unless it has an error already."""
         if name not in self._errors:
             self.add_error(name, forms.ValidationError(message, code="required"))
 
-    def _resolve(self, name: str, value: datetime, zone: tzinfo | None) -> datetime | None:
+    def resolve(self, name: str, value: datetime, zone: tzinfo | None) -> datetime | None:
         """A typed wall-clock time as an instant in ``zone`` (UTC), or None with an error."""
         if value.tzinfo is not None:
             return value.astimezone(UTC)
@@ -175,67 +165,13 @@ class ScheduleForm(forms.Form):
     def clean_schedule(self) -> schedules.Schedule | None:
         """Check the schedule fields of the chosen kind; the schedule, or None with errors."""
         cleaned = self.cleaned_data
-        kind = cleaned.get("schedule_kind") or Kind.INTERVAL.value
-        cleaned["schedule_kind"] = kind
+        # An unknown value already has its error from the choice field.
+        kind = kinds.get(cleaned.get("schedule_kind") or kinds.default().value)
+        cleaned["schedule_kind"] = kind.value
         zone_name = cleaned.get("time_zone")
         zone = schedules.parse_zone(zone_name) if zone_name else None
-        self._ignore(name for name in ALL_SCHEDULE_FIELDS if name not in SCHEDULE_FIELDS[kind])
-
-        if kind == Kind.CRON:
-            expression = cleaned.get("cron_expression") or ""
-            if not expression and "cron_expression" not in self._errors:
-                self._missing(
-                    "cron_expression", f"Enter a cron expression, such as {CRON_EXAMPLE}."
-                )
-                return None
-            if not expression:
-                return None
-            problem = cron_problem(expression, zone or UTC)
-            if problem:
-                self.add_error("cron_expression", sentence(problem))
-                return None
-            cleaned["cron_expression"] = " ".join(expression.split())
-            return schedules.CronSchedule.build(expression, zone) if zone else None
-
-        if kind == Kind.ONCE:
-            typed = cleaned.get("run_at")
-            if typed is None:
-                self._missing("run_at", "Enter the date and time of the run.")
-                return None
-            at = self._resolve("run_at", typed, zone)
-            if at is None:
-                return None
-            cleaned["run_at"] = at
-            return schedules.OneOffSchedule.build(at, zone) if zone else None
-
-        every, unit, typed = (cleaned.get(k) for k in ("every", "unit", "anchor"))
-        if every is None:
-            self._missing("every", "Enter how many units between runs.")
-        if not unit:
-            self._missing("unit", "Choose a unit.")
-        if typed is None:
-            self._missing("anchor", "This field is required.")
-        if every is None or not unit or typed is None:
-            return None
-        limit = schedules.MAX_EVERY_BY_UNIT.get(unit)
-        if limit is not None and every > limit:
-            # Said next to the field: "every" alone is fine, it is too large for this unit.
-            self.add_error("every", f"The frequency must be at most {limit:,} for {unit}.")
-            return None
-        anchor = self._resolve("anchor", typed, zone)
-        if anchor is None:
-            return None
-        cleaned["anchor"] = anchor
-        if zone is None:
-            return None
-        try:
-            schedule = schedules.IntervalSchedule.build(every, unit, anchor, zone)
-            # Where the view will put the task on its grid must be representable.
-            schedules.next_fire_time(schedule, getattr(self, "now", None) or anchor, inclusive=True)
-        except schedules.ScheduleError as exc:
-            self.add_error(None, f"The schedule is invalid: {sentence(str(exc))}")
-            return None
-        return schedule
+        self._ignore(name for name in kinds.model_fields() if name not in kind.form_fields)
+        return kind.clean_form(self, zone)
 
 
 # --- the task form -------------------------------------------------------------------------------
@@ -385,25 +321,15 @@ class ScheduledTaskForm(ScheduleForm, forms.ModelForm):  # type: ignore[misc]
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         schedule = self.clean_schedule()
-        if (
-            schedule is not None
-            and isinstance(schedule, schedules.OneOffSchedule)
-            and self.now is not None
-            and cleaned.get("is_active")
-            and schedule.at < self.now
-        ):
-            local_now = self.now.astimezone(schedule.tz)
-            self.add_error(
-                "run_at",
-                f"This time is in the past (it is now {local_now:%Y-%m-%d %H:%M} in "
-                f"{schedules.zone_name(schedule.tz)}). Pick a later time, or untick “Active”.",
-            )
+        kind = kinds.get(cleaned["schedule_kind"])
+        if schedule is not None and self.now is not None and cleaned.get("is_active"):
+            problem = kind.active_problem(schedule, self.now)
+            if problem is not None:
+                self.add_error(*problem)
         # What the kind does not use is cleared, so a task holds exactly one schedule.
-        kind = cleaned["schedule_kind"]
-        if kind != Kind.CRON and "cron_expression" not in self._errors:
-            cleaned["cron_expression"] = ""
-        if kind != Kind.ONCE and "run_at" not in self._errors:
-            cleaned["run_at"] = None
+        for name, value in kinds.cleared_for(kind).items():
+            if name not in self._errors:
+                cleaned[name] = value
         self._clean_what_to_run()
         for name in DEFAULTED_FIELDS:
             if name not in self._errors and cleaned.get(name) in (None, ""):
@@ -432,7 +358,7 @@ class ScheduledTaskForm(ScheduleForm, forms.ModelForm):  # type: ignore[misc]
                 return
             code = cleaned.get("code") or ""
             if not code:
-                self._missing("code", str(self.fields["code"].error_messages["required"]))
+                self.missing("code", str(self.fields["code"].error_messages["required"]))
                 return
             problems = code_problems(code)
             if problems:
@@ -449,7 +375,7 @@ class ScheduledTaskForm(ScheduleForm, forms.ModelForm):  # type: ignore[misc]
             cleaned.pop("function_params", None)
             return
         if not name:
-            self._missing("function_name", "Choose the registered function to run.")
+            self.missing("function_name", "Choose the registered function to run.")
             return
         params, problem = json_problem(cleaned.get("function_params") or "")
         if problem:

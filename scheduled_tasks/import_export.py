@@ -19,13 +19,9 @@ from django.utils import timezone as dj_timezone
 
 from scheduled_tasks import registry, schedules, services
 from scheduled_tasks.models import RUN_SETTINGS, ScheduledTask
-from scheduled_tasks.validation import (
-    code_problems,
-    contains_nul,
-    cron_problem,
-    field_limits,
-    zone_problem,
-)
+from scheduled_tasks.schedules import kinds
+from scheduled_tasks.schedules.kinds import json_type_name as _type_name
+from scheduled_tasks.validation import code_problems, contains_nul, field_limits, zone_problem
 
 REQUIRED_KEYS = ("name", "schedule")
 # Exactly one of these says what the task runs.
@@ -33,11 +29,6 @@ WHAT_KEYS = ("code", "function")
 SETTING_KEYS = RUN_SETTINGS
 OPTIONAL_KEYS = ("description", "time_zone", "active", *SETTING_KEYS)
 KNOWN_KEYS = frozenset((*REQUIRED_KEYS, *WHAT_KEYS, *OPTIONAL_KEYS))
-SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {
-    schedules.Kind.INTERVAL: ("every", "unit", "anchor"),
-    schedules.Kind.CRON: ("cron",),
-    schedules.Kind.ONCE: ("at",),
-}
 FUNCTION_KEYS = ("name", "params")
 # Integer settings that may be null (null means: no limit / the default from settings).
 NULLABLE_SETTINGS = frozenset({"timeout_seconds", "grace_seconds"})
@@ -107,18 +98,11 @@ class ImportEntry:
     code: str
     function_name: str
     function_params: dict[str, Any]
+    kind: schedules.ScheduleKind
     schedule: schedules.Schedule
     time_zone: str
     is_active: bool
     settings: dict[str, Any]  # SETTING_KEYS -> value
-
-    @property
-    def kind(self) -> str:
-        if isinstance(self.schedule, schedules.CronSchedule):
-            return schedules.Kind.CRON.value
-        if isinstance(self.schedule, schedules.OneOffSchedule):
-            return schedules.Kind.ONCE.value
-        return schedules.Kind.INTERVAL.value
 
 
 # --- export --------------------------------------------------------------------------------------
@@ -132,17 +116,9 @@ def _task_zone(task: ScheduledTask) -> tzinfo:
 
 
 def _export_schedule(task: ScheduledTask, zone: tzinfo) -> dict[str, Any]:
-    if task.schedule_kind == schedules.Kind.CRON:
-        return {"kind": "cron", "cron": task.cron_expression}
-    if task.schedule_kind == schedules.Kind.ONCE:
-        at = task.run_at.astimezone(zone).isoformat() if task.run_at else None
-        return {"kind": "once", "at": at}
-    return {
-        "kind": "interval",
-        "every": task.every,
-        "unit": task.unit,
-        "anchor": task.anchor.astimezone(zone).isoformat(),
-    }
+    # A row whose kind no longer exists is written as the default kind, from its columns.
+    kind = kinds.lookup(task.schedule_kind) or kinds.default()
+    return {"kind": kind.value, **kind.write_json(task, zone)}
 
 
 def export_task(task: ScheduledTask) -> dict[str, Any]:
@@ -167,23 +143,6 @@ def export_tasks(tasks: Iterable[ScheduledTask]) -> list[dict[str, Any]]:
 
 
 # --- import --------------------------------------------------------------------------------------
-
-
-def _type_name(value: object) -> str:
-    """The JSON name of a parsed value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 class _EntryChecker:
@@ -214,18 +173,20 @@ class _EntryChecker:
         # Whether a one-off in the past is refused depends on "active"; its own problems are
         # reported after the schedule's, in the order of the documented keys.
         active = self.raw.get("active", True)
-        schedule = self._schedule(zone, active if isinstance(active, bool) else True)
+        when = self._schedule(zone, active if isinstance(active, bool) else True)
         is_active = self._active()
         settings = self._settings()
-        if self.problems or name is None or what is None or schedule is None:
+        if self.problems or name is None or what is None or when is None:
             return None
         code, function_name, function_params = what
+        kind, schedule = when
         return ImportEntry(
             name=name,
             description=description,
             code=code,
             function_name=function_name,
             function_params=function_params,
+            kind=kind,
             schedule=schedule,
             time_zone=zone_name,
             is_active=is_active,
@@ -327,35 +288,33 @@ class _EntryChecker:
             return "", None
         return name, schedules.parse_zone(name)
 
-    def _schedule(self, zone: tzinfo | None, is_active: bool) -> schedules.Schedule | None:
+    def _schedule(
+        self, zone: tzinfo | None, is_active: bool
+    ) -> tuple[schedules.ScheduleKind, schedules.Schedule] | None:
         if "schedule" not in self.raw:
             return None
         raw = self.raw["schedule"]
         if not isinstance(raw, dict):
             self.problem("schedule", f"must be an object, not {_type_name(raw)}")
             return None
-        kind = raw.get("kind", schedules.Kind.INTERVAL.value)
-        if not isinstance(kind, str) or kind not in SCHEDULE_KEYS:
-            valid = ", ".join(SCHEDULE_KEYS)
-            self.problem("schedule.kind", f"unknown schedule kind {kind!r}; use one of: {valid}")
+        value = raw.get("kind", kinds.default().value)
+        kind = kinds.lookup(value)
+        if kind is None:
+            valid = ", ".join(k.value for k in kinds.registered())
+            self.problem("schedule.kind", f"unknown schedule kind {value!r}; use one of: {valid}")
             return None
         before = len(self.problems)
-        for key in SCHEDULE_KEYS[kind]:
+        for key in kind.json_keys:
             if key not in raw:
                 self.problem(f"schedule.{key}", "missing (required)")
         for key in raw:
-            if key == "kind" or key in SCHEDULE_KEYS[kind]:
+            if key == "kind" or key in kind.json_keys:
                 continue
-            if any(key in keys for keys in SCHEDULE_KEYS.values()):
-                self.problem(f"schedule.{key}", f"not used by a schedule of kind {kind!r}")
+            if key in kinds.json_keys():
+                self.problem(f"schedule.{key}", f"not used by a schedule of kind {kind.value!r}")
             else:
                 self.problem(f"schedule.{key}", "unknown key")
-        if kind == schedules.Kind.CRON:
-            schedule = self._cron(raw, zone)
-        elif kind == schedules.Kind.ONCE:
-            schedule = self._once(raw, zone, is_active)
-        else:
-            schedule = self._interval(raw, zone)
+        schedule = kind.read_json(raw, _ScheduleInput(self), zone, is_active)
         if len(self.problems) > before or schedule is None:
             return None
         try:
@@ -363,67 +322,11 @@ class _EntryChecker:
         except schedules.ScheduleError as exc:
             self.problem("schedule", str(exc))
             return None
-        if following is None and is_active and kind != schedules.Kind.ONCE:
+        # A one-off that already ran (inactive) is the one schedule allowed to have no run left.
+        if following is None and is_active and not kind.is_one_off:
             self.problem("schedule", "never runs after the moment of import")
             return None
-        return schedule
-
-    def _interval(self, raw: dict[str, Any], zone: tzinfo | None) -> schedules.Schedule | None:
-        before = len(self.problems)
-        # Check unit and every apart, so both can be reported; every against the entry's own
-        # unit when that one is valid (the largest frequency depends on the unit).
-        unit_ok = isinstance(raw.get("unit"), str) and raw["unit"] in {
-            u.value for u in schedules.Unit
-        }
-        if "every" in raw:
-            unit = raw["unit"] if unit_ok else schedules.Unit.MINUTES.value
-            self._schedule_part("schedule.every", raw["every"], unit)
-        if "unit" in raw:
-            self._schedule_part("schedule.unit", 1, raw["unit"])
-        anchor = self._moment("schedule.anchor", raw["anchor"], zone) if "anchor" in raw else None
-        complete = "every" in raw and "unit" in raw and anchor is not None
-        if len(self.problems) > before or not complete or zone is None:
-            return None
-        return schedules.IntervalSchedule.build(raw["every"], raw["unit"], anchor, zone)
-
-    def _schedule_part(self, field_name: str, every: object, unit: object) -> bool:
-        try:
-            schedules.IntervalSchedule.build(every, unit, self.now, UTC)  # type: ignore[arg-type]
-        except schedules.ScheduleError as exc:
-            self.problem(field_name, str(exc))
-            return False
-        return True
-
-    def _cron(self, raw: dict[str, Any], zone: tzinfo | None) -> schedules.Schedule | None:
-        if "cron" not in raw:
-            return None
-        expression = raw["cron"]
-        if not isinstance(expression, str):
-            self.problem("schedule.cron", f"must be a string, not {_type_name(expression)}")
-            return None
-        problem = cron_problem(expression, zone or UTC)
-        if problem:
-            self.problem("schedule.cron", problem)
-            return None
-        return None if zone is None else schedules.CronSchedule.build(expression, zone)
-
-    def _once(
-        self, raw: dict[str, Any], zone: tzinfo | None, is_active: bool
-    ) -> schedules.Schedule | None:
-        if "at" not in raw:
-            return None
-        at = self._moment("schedule.at", raw["at"], zone)
-        if at is None or zone is None:
-            return None
-        if is_active and at < self.now:
-            self.problem(
-                "schedule.at",
-                f"{raw['at']} is in the past (the import runs at "
-                f"{self.now.astimezone(zone).isoformat(timespec='seconds')}); an active one-off "
-                'task must run in the future (or set "active": false)',
-            )
-            return None
-        return schedules.OneOffSchedule.build(at, zone)
+        return kind, schedule
 
     def _moment(self, field_name: str, raw: object, zone: tzinfo | None) -> datetime | None:
         """An ISO 8601 date-time; without an offset it is wall-clock time in the task's zone."""
@@ -481,6 +384,24 @@ class _EntryChecker:
         else:
             return value
         return None
+
+
+class _ScheduleInput:
+    """The ``schedule`` object of an entry as a kind reads it (``kinds.JsonInput``): its
+    problems are reported under ``schedule.<key>``."""
+
+    def __init__(self, checker: _EntryChecker) -> None:
+        self.checker = checker
+        self.now = checker.now
+
+    def problem(self, key: str, message: str) -> None:
+        self.checker.problem(f"schedule.{key}", message)
+
+    def problem_count(self) -> int:
+        return len(self.checker.problems)
+
+    def moment(self, key: str, raw: object, zone: tzinfo | None) -> datetime | None:
+        return self.checker._moment(f"schedule.{key}", raw, zone)
 
 
 def validate_entries(entries: object, *, now: datetime) -> list[ImportEntry]:
@@ -559,28 +480,22 @@ def import_tasks(
 
 
 def _apply(task: ScheduledTask, entry: ImportEntry, now: datetime) -> None:
-    """Copy a validated entry onto a task (new or existing); the schedule kind's fields are set,
-    the other kinds' cleared (an interval's every/unit/anchor, which cannot be empty, are kept)."""
+    """Copy a validated entry onto a task (new or existing); the schedule kind's columns are
+    set, the other kinds' cleared (those that cannot be empty, such as an interval's
+    every/unit/anchor, are kept)."""
     task.description = entry.description
     task.code = entry.code
     task.function_name = entry.function_name
     task.function_params = entry.function_params
-    task.schedule_kind = entry.kind
+    task.schedule_kind = entry.kind.value
     task.time_zone = entry.time_zone
-    task.cron_expression = ""
-    task.run_at = None
-    schedule = entry.schedule
-    if isinstance(schedule, schedules.IntervalSchedule):
-        task.every = schedule.every
-        task.unit = schedule.unit.value
-        task.anchor = schedule.anchor
-    else:
-        if task.pk is None:
-            task.anchor = now
-        if isinstance(schedule, schedules.CronSchedule):
-            task.cron_expression = schedule.expression
-        else:
-            task.run_at = schedule.at
+    if task.pk is None:
+        # The start time cannot be empty: the moment of import, unless the schedule sets it
+        # (not the model default, which reads the clock).
+        task.anchor = now
+    values = {**kinds.cleared_for(entry.kind), **entry.kind.model_values(entry.schedule)}
+    for name, value in values.items():
+        setattr(task, name, value)
     task.is_active = entry.is_active
     for key, value in entry.settings.items():
         setattr(task, key, value)

@@ -16,6 +16,7 @@ from django.db import transaction
 from scheduled_tasks import conf, services
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.registry import JobContext, register
+from scheduled_tasks.schedules import kinds
 
 CLEANUP_FUNCTION = "scheduled_tasks.cleanup_executions"
 
@@ -109,7 +110,7 @@ def install_builtin_tasks(now: datetime) -> list[tuple[ScheduledTask, bool]]:
                     code="",
                     function_name=spec.function_name,
                     function_params=dict(spec.function_params),
-                    schedule_kind="cron",
+                    schedule_kind=kinds.CRON.value,
                     cron_expression=spec.cron_expression,
                     time_zone=settings.TIME_ZONE,
                     timeout_seconds=spec.timeout_seconds,

@@ -69,7 +69,7 @@ class ScheduledTask(models.Model):
         "schedule",
         max_length=10,
         choices=schedules.KIND_CHOICES,
-        default=schedules.Kind.INTERVAL.value,
+        default=schedules.kinds.INTERVAL.value,
         help_text="Every N units from a start time, a cron expression, or once.",
     )
     every = models.PositiveIntegerField(
@@ -219,16 +219,22 @@ class ScheduledTask(models.Model):
         return self.name
 
     @property
+    def kind(self) -> schedules.ScheduleKind:
+        """The task's kind of schedule from the table (``schedules.kinds``); raises
+        ScheduleError for a value no kind declares."""
+        return schedules.kinds.get(self.schedule_kind)
+
+    @property
+    def is_one_off(self) -> bool:
+        """Whether the task runs once and is then done (False for an unknown kind)."""
+        kind = schedules.kinds.lookup(self.schedule_kind)
+        return kind is not None and kind.is_one_off
+
+    @property
     def schedule(self) -> schedules.Schedule:
-        return schedules.build(
-            self.schedule_kind,
-            tz=self.time_zone or settings.TIME_ZONE,
-            every=self.every,
-            unit=self.unit,
-            anchor=self.anchor,
-            cron=self.cron_expression,
-            at=self.run_at,
-        )
+        kind = self.kind
+        values = {name: getattr(self, name) for name in kind.model_fields}
+        return kind.build(values, self.time_zone or settings.TIME_ZONE)
 
     @property
     def schedule_description(self) -> str:

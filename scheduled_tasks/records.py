@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 
@@ -41,15 +41,19 @@ def finish(execution: Execution, result: SnippetResult, now: datetime) -> str | 
     then replaces that verdict. None when nothing was written (the run was stopped because it
     lost its lease: the reaper's verdict stands).
     """
-    values = {
+    values: dict[str, object] = {
         "status": result.status,
         "finished_at": now,
-        "duration_seconds": round(result.duration, 6),
+        # What the run's own code took: the sandbox's start-up (fork, confinement) aside.
+        "duration_seconds": round(max(result.duration - result.startup, 0.0), 6),
         "output": storable(result.output),
         "output_truncated": result.output_truncated,
         "error": storable(result.error),
         "lease_expires_at": None,
     }
+    if result.startup and execution.started_at is not None:
+        # The run started when its code began: lateness then means what a user thinks it does.
+        values["started_at"] = min(execution.started_at + timedelta(seconds=result.startup), now)
     try:
         return _finish(execution, result.status, values)
     except Exception as exc:  # a result the database refuses must not stop the runner

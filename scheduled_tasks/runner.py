@@ -8,16 +8,20 @@ long tick) and do no printing of their own: callers format the returned reports.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.utils import timezone
 
-from scheduled_tasks import claims, leases, records, retries, schedules, services
+from scheduled_tasks import claims, conf, leases, records, retries, schedules, services
 from scheduled_tasks.claims import TaskBusy
 from scheduled_tasks.models import Execution, ScheduledTask
+from scheduled_tasks.pool import POLL_SECONDS, Pool
+from scheduled_tasks.querysets import any_work
 from scheduled_tasks.sandbox import SnippetResult, run_function, run_snippet
 
 __all__ = ["DuePlan", "TaskBusy", "TickReport", "next_due_at", "plan", "run_task_now", "tick"]
@@ -74,21 +78,10 @@ def run_claim(
     on_start: Hook = None,
     on_finish: FinishHook = None,
 ) -> Execution:
-    """Execute a claimed run in the sandbox, record it, schedule its retry if it failed."""
+    """Execute a claimed run in the sandbox (here, to its end), record it, schedule its retry
+    if it failed."""
     execution, task = claim.execution, claim.task
-    if on_start is not None:
-        on_start(task)
-    log.info(
-        "execution %s started: task %s %r (trigger=%s, attempt=%s, slot=%s, slots=%s)",
-        execution.pk,
-        task.pk,
-        task.name,
-        execution.trigger,
-        execution.attempt,
-        execution.scheduled_for.isoformat() if execution.scheduled_for else "-",
-        execution.slots_covered,
-    )
-
+    options = begin_run(claim, on_start)
     lost = False
 
     def heartbeat() -> None:
@@ -102,28 +95,62 @@ def run_claim(
     def cancel() -> str | None:
         # Another runner reaped this run (we were frozen past the lease): stop it, so the
         # retry the reaper scheduled is the only one doing the work.
-        return "the run lost its lease to another runner and was stopped" if lost else None
+        return LOST_LEASE if lost else None
 
-    options = {
-        "timeout": services.effective_timeout(task),
-        "label": f"task-{task.pk}",
-        "execution_id": execution.pk,
-        "heartbeat": heartbeat,
-        "cancel": cancel,
-    }
     try:
         if task.runs_function:
             result = function_executor(
-                task.function_name, dict(task.function_params or {}), now=clock(), **options
+                task.function_name,
+                dict(task.function_params or {}),
+                now=clock(),
+                heartbeat=heartbeat,
+                cancel=cancel,
+                **options,
             )
         else:
-            result = snippet_executor(task.code, **options)
+            result = snippet_executor(task.code, heartbeat=heartbeat, cancel=cancel, **options)
     except Exception as exc:  # the sandbox itself failed (e.g. fork refused): record, go on
-        log.exception("execution %s could not be run", execution.pk)
-        result = SnippetResult(
-            Execution.Status.FAILED, "", f"could not start the sandbox: {exc}", 0.0
-        )
-    finished_at = clock()
+        result = could_not_start(execution, exc)
+    return finish_run(claim, result, clock(), on_finish)
+
+
+# Why a run is stopped when another runner reaped it (we were frozen past the lease).
+LOST_LEASE = "the run lost its lease to another runner and was stopped"
+
+
+def begin_run(claim: claims.Claim, on_start: Hook = None) -> dict[str, Any]:
+    """Log a run's start; the sandbox options it runs with (timeout, label, execution id)."""
+    execution, task = claim.execution, claim.task
+    if on_start is not None:
+        on_start(task)
+    log.info(
+        "execution %s started: task %s %r (trigger=%s, attempt=%s, slot=%s, slots=%s)",
+        execution.pk,
+        task.pk,
+        task.name,
+        execution.trigger,
+        execution.attempt,
+        execution.scheduled_for.isoformat() if execution.scheduled_for else "-",
+        execution.slots_covered,
+    )
+    return {
+        "timeout": services.effective_timeout(task),
+        "label": f"task-{task.pk}",
+        "execution_id": execution.pk,
+    }
+
+
+def could_not_start(execution: Execution, exc: BaseException) -> SnippetResult:
+    """The result of a run the sandbox could not start (e.g. fork refused)."""
+    log.exception("execution %s could not be run", execution.pk, exc_info=exc)
+    return SnippetResult(Execution.Status.FAILED, "", f"could not start the sandbox: {exc}", 0.0)
+
+
+def finish_run(
+    claim: claims.Claim, result: SnippetResult, finished_at: datetime, on_finish: FinishHook = None
+) -> Execution:
+    """Record a run's result, schedule its retry if it failed, log it."""
+    execution, task = claim.execution, claim.task
     retry = None
     previous = records.finish(execution, result, finished_at)
     if previous == Execution.Status.RUNNING:
@@ -177,56 +204,127 @@ def tick(
     on_start: Hook = None,
     on_finish: FinishHook = None,
     should_stop: StopCheck = lambda: False,
+    concurrency: int | None = None,
+    forced: Callable[[], str] = lambda: "",
 ) -> TickReport:
-    """Run every task due at ``now`` once. A failing snippet never stops the others.
+    """Run every task due at ``now`` once, up to ``concurrency`` runs at once (default
+    ``SCHEDULED_TASKS["CONCURRENCY"]``). A failing snippet never stops the others.
 
-    Due slots are claimed in batches (one transaction each) and run one after another;
-    ``should_stop`` is checked before each run: once it answers True (SIGTERM), the run in
-    progress finishes, claimed runs not yet started are handed back and the tick returns.
+    A slot is claimed only when a slot of the pool is free to start it (with executors that
+    run to the end when called, due slots are claimed in batches and run in turn). While runs
+    go on, work that comes due is looked for every second and started as slots free up; the
+    tick returns once its runs have ended and nothing more is due. ``should_stop`` is checked
+    before each start: once it answers True (SIGTERM) nothing new starts, the runs in
+    progress finish, claimed runs not yet started are handed back. ``forced`` answers a
+    reason to kill the runs in progress now (the shutdown timeout passed): they are recorded
+    abandoned.
     """
     runner = runner or claims.runner_identity()
+    if not any_work(
+        Execution.objects.stale(now),
+        ScheduledTask.objects.due(now),
+        Execution.objects.due_retries(now),
+    ):
+        return TickReport()  # the idle tick: one indexed statement
+    pool = Pool(
+        conf.concurrency(concurrency),
+        runner,
+        clock,
+        snippet_executor,
+        function_executor,
+        on_start,
+        on_finish,
+    )
     report = TickReport(abandoned=leases.reap_abandoned(now))
-    work = _due_work(now)
-    queue: deque[claims.Claim] = deque()
-    index = 0
-    while index < len(work) or queue:
-        if should_stop():
-            leases.release(queue, clock())
+    work = deque(_due_work(now))
+    look_again = time.monotonic() + LOOK_AGAIN_SECONDS
+    while True:
+        reason = forced()
+        if reason:
+            report.executions += pool.abandon_all(reason)
             break
-        if queue:
-            claim = queue.popleft()
-            if leases.start(claim, clock(), runner=runner):
-                report.executions.append(
-                    run_claim(
-                        claim,
-                        clock=clock,
-                        snippet_executor=snippet_executor,
-                        function_executor=function_executor,
-                        on_start=on_start,
-                        on_finish=on_finish,
-                    )
-                )
-            continue
-        item = work[index]
+        _fill(pool, work, report, clock, runner, should_stop)
+        waiting = bool(pool.busy and pool.free and not work and not should_stop())
+        timeout = 0.0
+        if pool.busy:
+            timeout = POLL_SECONDS
+            if waiting:
+                timeout = min(timeout, max(look_again - time.monotonic(), 0.0))
+        report.executions += pool.wait(timeout)
+        if not pool.busy and (not work or should_stop()):
+            break
+        if waiting and time.monotonic() >= look_again:
+            look_again = time.monotonic() + _look_for_work(work, clock())
+    pool.idle()
+    return report
+
+
+def _look_for_work(work: deque[_Work], moment: datetime) -> float:
+    """While runs go on and a slot is free: add what is due at ``moment`` to ``work``; return
+    the seconds until the next look (when the next thing comes due, at most a second: a task
+    created or edited meanwhile comes due without notice)."""
+    work.extend(_due_work(moment))
+    if work:
+        return LOOK_AGAIN_SECONDS
+    due_at = next_due_at(moment)
+    if due_at is None or due_at <= moment:  # nothing, or due but its task is busy elsewhere
+        return LOOK_AGAIN_SECONDS
+    return min((due_at - moment).total_seconds(), LOOK_AGAIN_SECONDS)
+
+
+# While runs go on, how often a tick looks for work that came due meanwhile.
+LOOK_AGAIN_SECONDS = 1.0
+
+
+def _fill(
+    pool: Pool,
+    work: deque[_Work],
+    report: TickReport,
+    clock: Clock,
+    runner: str,
+    should_stop: StopCheck,
+) -> None:
+    """Claim and start due work, highest priority first, while the pool has a free slot."""
+    while work and pool.free and not should_stop():
+        item = work.popleft()
         if item.retry_id is not None:
-            index += 1
-            pending = claims.claim_pending(item.retry_id, clock, runner=runner)
-            if pending is not None:
-                queue.append(pending)
+            claim = claims.claim_pending(item.retry_id, clock, runner=runner)
+            if claim is not None:
+                _start([claim], pool, clock, runner, should_stop)
             continue
-        batch = []
-        while index < len(work) and work[index].slot is not None and len(batch) < CLAIM_BATCH:
-            batch.append(claims.Slot(work[index].task_id, work[index].slot))  # type: ignore[arg-type]
-            index += 1
-        result = claims.claim_slots(batch, clock, runner=runner)
-        report.busy.extend(ScheduledTask.objects.filter(pk__in=result.busy))
+        # Claim what can start now; executors that run to the end claim a batch at once.
+        limit = min(pool.free, CLAIM_BATCH) if pool.concurrent else CLAIM_BATCH
+        batch = [claims.Slot(item.task_id, item.slot)]  # type: ignore[arg-type]
+        while work and work[0].slot is not None and len(batch) < limit:
+            following = work.popleft()
+            batch.append(claims.Slot(following.task_id, following.slot))  # type: ignore[arg-type]
+        # A pool starts what it claims at once: claimed as running, one write less per run.
+        result = claims.claim_slots(batch, clock, runner=runner, start=pool.concurrent)
+        known = {task.pk for task in report.busy}
+        report.busy.extend(
+            ScheduledTask.objects.filter(pk__in=[pk for pk in result.busy if pk not in known])
+        )
+        runnable = []
         for claim in result.claims:
             if claim.runs:
-                queue.append(claim)
+                runnable.append(claim)
             else:
                 _log_not_run(claim)
                 report.skipped.append(claim.execution)
-    return report
+        _start(runnable, pool, clock, runner, should_stop)
+
+
+def _start(
+    queue: list[claims.Claim], pool: Pool, clock: Clock, runner: str, should_stop: StopCheck
+) -> None:
+    for index, claim in enumerate(queue):
+        # A pool claimed no more than it has free slots: it starts them all. Runs in turn
+        # look before each whether to stop, and hand back the rest.
+        if not pool.concurrent and should_stop():
+            leases.release(queue[index:], clock())
+            return
+        if leases.start(claim, clock(), runner=runner):
+            pool.start(claim)
 
 
 def _log_not_run(claim: claims.Claim) -> None:

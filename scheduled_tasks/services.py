@@ -85,17 +85,11 @@ def next_run_for(task: ScheduledTask, now: datetime) -> datetime | None:
 
 
 def _ended_message(task: ScheduledTask, now: datetime) -> str:
-    if task.schedule_kind == schedules.Kind.ONCE and task.run_at is not None:
-        zone = task.schedule.tz
-        at = task.run_at.astimezone(zone)
-        return (
-            f"Task “{task.name}” was not activated: it is a one-off whose time "
-            f"({at:%Y-%m-%d %H:%M} {schedules.zone_name(zone)}) has passed, so it would never "
-            "run. Edit it and give it a time in the future."
-        )
+    # The kind may say more (a one-off: when its time was); the schedule built, or we would
+    # not be here.
+    reason = task.kind.ended_reason(task.schedule) or "its schedule has no further runs"
     return (
-        f"Task “{task.name}” was not activated: its schedule has no further runs. "
-        "Edit it and give it a time in the future."
+        f"Task “{task.name}” was not activated: {reason}. Edit it and give it a time in the future."
     )
 
 

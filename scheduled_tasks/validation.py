@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import tzinfo
 from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
@@ -13,6 +12,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from scheduled_tasks import conf, schedules
 from scheduled_tasks.models import ScheduledTask
 from scheduled_tasks.sandbox.policy import check_code
+from scheduled_tasks.schedules.kind_api import cron_problem as cron_problem  # the cron kind's check
 
 
 def code_problems(code: str) -> list[str]:
@@ -43,15 +43,6 @@ def zone_problem(name: object) -> str | None:
         schedules.parse_zone(name)
     except schedules.ScheduleError:
         return f"unknown time zone {name!r}; use an IANA name such as Europe/Madrid"
-    return None
-
-
-def cron_problem(expression: str, zone: str | tzinfo) -> str | None:
-    """Why a 5-field cron expression cannot be used (``0 0 31 2 *`` never runs), or None."""
-    try:
-        schedules.CronSchedule.build(expression, zone)
-    except schedules.ScheduleError as exc:
-        return str(exc)
     return None
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures."""
+"""Shared fixtures and helpers: subprocesses against the test database, the engine's fake
+sandbox and clock, and the web pages' logged-in clients."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
 
-from tests.factories import T0
+from scheduled_tasks import runner
+from scheduled_tasks.models import ScheduledTask
+from scheduled_tasks.sandbox import SnippetResult
+from tests.factories import T0, make_editor, make_user
 
 
 @pytest.fixture
@@ -47,6 +54,9 @@ def sandbox_database_role(request: pytest.FixtureRequest) -> Iterator[None]:
             stdout=io.StringIO(),
         )
     yield
+    from scheduled_tasks.sandbox import spares
+
+    spares.discard_all()  # their sessions are the role's
     with blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(f'DROP OWNED BY "{role}"')
         cursor.execute(f'DROP ROLE "{role}"')
@@ -103,3 +113,96 @@ def start_manage(*args: str) -> subprocess.Popen[str]:
         cwd=ROOT,
         env=env,
     )
+
+
+# --- the engine through tick(): an injected clock and a fake sandbox -----------------------
+
+
+class Clock:
+    """An injected clock a test (or a fake sandbox) moves by hand."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+class FakeSandbox:
+    """Stands in for run_snippet (call it) and run_function (``.function``).
+
+    Answers with the statuses queued in ``outcomes`` (then "completed"); ``during`` is called
+    with the options while the "run" is in progress, to act as the world would meanwhile.
+    """
+
+    def __init__(self, *outcomes: str, during=None) -> None:
+        self.outcomes = list(outcomes)
+        self.during = during
+        self.calls: list[tuple[str, object, dict]] = []
+
+    def _answer(self, what: str, options: dict) -> SnippetResult:
+        if self.during is not None:
+            self.during(options)
+        status = self.outcomes.pop(0) if self.outcomes else "completed"
+        error = "" if status == "completed" else f"it {status}"
+        return SnippetResult(status, f"ran {what}\n", error, 0.01)
+
+    def __call__(self, code: str, **options: object) -> SnippetResult:
+        self.calls.append(("snippet", code, options))
+        return self._answer(code, options)
+
+    def function(self, name: str, params: dict, **options: object) -> SnippetResult:
+        self.calls.append(("function", (name, params), options))
+        return self._answer(name, options)
+
+    @property
+    def ran(self) -> list[object]:
+        return [what for _, what, _ in self.calls]
+
+
+def tick(now: datetime, sandbox: FakeSandbox | None = None, clock=None) -> runner.TickReport:
+    sandbox = sandbox or FakeSandbox()
+    return runner.tick(
+        now,
+        clock=clock or Clock(now),
+        snippet_executor=sandbox,
+        function_executor=sandbox.function,
+    )
+
+
+def reload(task: ScheduledTask) -> ScheduledTask:
+    task.refresh_from_db()
+    return task
+
+
+# --- the web pages -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def viewer_client(client: Client) -> Client:
+    client.force_login(make_user("viewer"))
+    return client
+
+
+@pytest.fixture
+def editor() -> Any:
+    return make_editor("editor")
+
+
+@pytest.fixture
+def editor_client(client: Client, editor: Any) -> Client:
+    client.force_login(editor)
+    return client
+
+
+def message_texts(response: Any) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def snapshot(task: ScheduledTask) -> dict[str, Any]:
+    task.refresh_from_db()
+    return {
+        f.name: getattr(task, f.attname)
+        for f in ScheduledTask._meta.concrete_fields
+        if f.name != "updated_at"
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import Permission, User
@@ -12,6 +12,10 @@ from scheduled_tasks.models import Execution, ScheduledTask
 from ticketproo.crm.models import Company, Contact, Ticket
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+MONDAY_0900_UTC = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+S = timedelta(seconds=1)
+MIN = timedelta(minutes=1)
+H = timedelta(hours=1)
 
 
 def make_task(**overrides: Any) -> ScheduledTask:
@@ -105,3 +109,16 @@ def task_form_data(**overrides: Any) -> dict[str, Any]:
     }
     values.update(overrides)
     return values
+
+
+def form_data(**overrides: Any) -> dict[str, Any]:
+    """``task_form_data`` as the web page tests post it: a daily "Nightly report"."""
+    return task_form_data(
+        **{
+            "name": "Nightly report",
+            "description": "Counts open tickets.",
+            "code": 'print("hi")',
+            "unit": "days",
+            **overrides,
+        }
+    )

@@ -180,6 +180,27 @@ def test_data_after_the_result_fails_the_run():
     assert (outcome.status, outcome.error) == ("failed", INVALID_RESULT)
 
 
+def test_data_after_the_result_fails_the_run_when_the_child_stops_first(monkeypatch):
+    # The parent read the forged result alone, and by its next look the child had written
+    # more and stopped: what is in the pipe is still read (a race a loaded machine won).
+    from scheduled_tasks.sandbox import childrun
+
+    def settled_once_stopped(pid: int) -> bool:
+        os.waitid(os.P_PID, pid, os.WSTOPPED | os.WEXITED | os.WNOWAIT)
+        return True
+
+    monkeypatch.setattr(childrun, "_settled", settled_once_stopped)
+
+    def target(channel: OutputChannel) -> tuple[str, str]:
+        raw(channel, result(status="completed", error="", truncated=False))
+        time.sleep(0.3)  # the parent reads the first result alone meanwhile
+        channel.write("more after the result\n")
+        return "completed", ""
+
+    outcome = run_in_child(target, LIMITS)
+    assert (outcome.status, outcome.error) == ("failed", INVALID_RESULT)
+
+
 def test_a_forged_early_result_does_not_stop_the_clock():
     # The snippet claims success at once and runs on past its timeout: the parent waits for
     # the child to close its pipe or exit, up to the deadline, and records a timeout.

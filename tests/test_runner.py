@@ -6,10 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from scheduled_tasks import claims, runner
+from scheduled_tasks import claims, conf, runner
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import SnippetResult
-from tests.factories import T0, claim_slot, make_task
+from tests.conftest import Clock, FakeSandbox, tick
+from tests.factories import MIN, T0, H, S, claim_slot, make_execution, make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -214,6 +215,48 @@ def test_finished_older_run_does_not_overwrite_newer_status():
 def test_tick_query_count_does_not_grow_with_idle_tasks(django_assert_num_queries):
     for i in range(30):
         make_task(name=f"idle-{i}", anchor=T0 + timedelta(days=1))
-    # stale leases, due slots, due retries: three queries whatever the task count
-    with django_assert_num_queries(3):
+    # stale leases, due slots, due retries, asked in one statement whatever the task count
+    with django_assert_num_queries(1):
         runner.tick(T0, snippet_executor=FakeExecutor())
+
+
+# --- priority ------------------------------------------------------------------------------
+
+
+def test_higher_priority_runs_first_then_the_longest_waiting():
+    make_task(name="low", code="low", priority=-5, next_run_at=T0 - H)
+    make_task(name="normal-newer", code="normal-newer", next_run_at=T0 - MIN)
+    make_task(name="normal-older", code="normal-older", next_run_at=T0 - 2 * MIN)
+    make_task(name="high", code="high", priority=10, next_run_at=T0)
+    urgent = make_task(name="urgent", code="urgent-retry", priority=50, next_run_at=T0 + H)
+    make_execution(urgent, status="pending", trigger="retry", attempt=2, not_before=T0 - S)
+    sandbox = FakeSandbox()
+    tick(T0, sandbox)
+    assert sandbox.ran == ["urgent-retry", "high", "normal-older", "normal-newer", "low"]
+
+
+# --- function tasks go to the function executor --------------------------------------------
+
+
+def test_function_task_goes_to_the_function_executor_with_its_params_and_the_run_time():
+    task = make_task(
+        code="",
+        function_name="tests.engine.greet",
+        function_params={"name": "Ada"},
+        timeout_seconds=7,
+    )
+    sandbox = FakeSandbox()
+    [execution] = tick(T0, sandbox, clock=Clock(T0 + 2 * S)).executions
+    [(kind, (name, params), options)] = sandbox.calls
+    assert (kind, name, params) == ("function", "tests.engine.greet", {"name": "Ada"})
+    assert options["now"] == T0 + 2 * S
+    assert (options["timeout"], options["label"]) == (7, f"task-{task.pk}")
+    assert callable(options["heartbeat"])
+    assert (execution.status, execution.output) == ("completed", "ran tests.engine.greet\n")
+
+
+def test_function_task_without_a_timeout_gets_the_default():
+    make_task(code="", function_name="tests.engine.quiet")
+    sandbox = FakeSandbox()
+    tick(T0, sandbox)
+    assert sandbox.calls[0][2]["timeout"] == conf.get("DEFAULT_TIMEOUT_SECONDS")

@@ -20,10 +20,13 @@ __all__ = [
     "TIMEOUT",
     "CodeProblem",
     "Heartbeat",
+    "SandboxRun",
     "SnippetResult",
     "check_code",
     "run_function",
     "run_snippet",
+    "start_function",
+    "start_snippet",
 ]
 
 Heartbeat = Callable[[], object] | None
@@ -49,7 +52,72 @@ def _result(outcome: Any) -> SnippetResult:
         error=outcome.error,
         duration=outcome.duration,
         output_truncated=outcome.output_truncated,
+        startup=outcome.startup,
     )
+
+
+class SandboxRun:
+    """A run started in the sandbox and followed by its caller: a runner's pool selects on
+    ``fds()`` of many at once, calls ``advance`` with what was ready, and takes ``result()``
+    once it answers True (and makes the next spares when it has nothing else to do:
+    :func:`spares.replenish`)."""
+
+    def __init__(self, child: Any, *, snippet: bool) -> None:
+        self.child = child
+        self._snippet = snippet
+        self._result: SnippetResult | None = None
+
+    @property
+    def started(self) -> float:
+        return self.child.started
+
+    def fds(self) -> list[int]:
+        return self.child.fds()
+
+    def wait_hint(self, now: float) -> float:
+        return self.child.wait_hint(now)
+
+    def advance(self, ready: Any, now: float) -> bool:
+        return self.child.advance(ready, now)
+
+    def cancel(self, reason: str) -> None:
+        self.child.cancel(reason)
+
+    def result(self) -> SnippetResult:
+        """What happened (the run must be over)."""
+        if self._result is None:
+            outcome = self.child.outcome
+            assert outcome is not None, "the run is not over"
+            if self._snippet:
+                end_orphaned_session(outcome)
+            self._result = _result(outcome)
+        return self._result
+
+
+def start_snippet(
+    code: str,
+    *,
+    timeout: float | None = None,
+    label: str = "snippet",
+    execution_id: int | None = None,
+) -> SandboxRun:
+    """Start ``code`` in a sandbox child (a spare where this thread keeps them) and return at
+    once; see :func:`run_snippet` for the arguments."""
+    from scheduled_tasks.sandbox import spares
+    from scheduled_tasks.sandbox.confine import (
+        announce_layers,
+        confine_snippet_process,
+        prepare_in_parent,
+    )
+    from scheduled_tasks.sandbox.execute import SnippetJob
+    from scheduled_tasks.sandbox.snippet_logger import log_writer
+
+    announce_layers()
+    limits = _limits(timeout)
+    prepare_in_parent(code)
+    job = SnippetJob.of(code, label)
+    child = spares.start(job, limits, confine_snippet_process, log_writer(label, execution_id))
+    return SandboxRun(child, snippet=True)
 
 
 def run_snippet(
@@ -61,35 +129,26 @@ def run_snippet(
     cancel: Cancel = None,
     execution_id: int | None = None,
 ) -> SnippetResult:
-    """Run ``code`` in a fresh child process and return what happened.
+    """Run ``code`` in a sandbox child process and return what happened.
 
     ``timeout`` is wall-clock seconds (default ``SCHEDULED_TASKS["DEFAULT_TIMEOUT_SECONDS"]``);
     ``label`` names the snippet's logger (``scheduled_tasks.snippet.<label>``); its lines
     carry ``label`` and ``execution_id`` in a fixed prefix;
-    ``heartbeat`` is called in this process every few seconds while the snippet runs.
+    ``heartbeat`` is called in this process every few seconds while the snippet runs;
+    ``cancel`` is asked as often, and a reason it returns stops the run.
     """
-    from scheduled_tasks.sandbox.confine import (
-        announce_layers,
-        confine_snippet_process,
-        prepare_in_parent,
-    )
-    from scheduled_tasks.sandbox.execute import execute_snippet
-    from scheduled_tasks.sandbox.isolation import run_in_child
-    from scheduled_tasks.sandbox.snippet_logger import log_writer
+    run = start_snippet(code, timeout=timeout, label=label, execution_id=execution_id)
+    return _follow(run, heartbeat, cancel)
 
-    announce_layers()
-    prepare_in_parent(code)
-    outcome = run_in_child(
-        lambda channel: execute_snippet(code, channel, label),
-        _limits(timeout),
-        prepare=confine_snippet_process,
-        heartbeat=heartbeat,
-        heartbeat_every=conf.get("LEASE_SECONDS") / 3,
-        cancel=cancel,
-        on_log=log_writer(label, execution_id),
-    )
-    end_orphaned_session(outcome)
-    return _result(outcome)
+
+def _follow(run: SandboxRun, heartbeat: Heartbeat, cancel: Cancel) -> SnippetResult:
+    from scheduled_tasks.sandbox import spares
+    from scheduled_tasks.sandbox.childrun import Watch, follow
+
+    follow(run.child, Watch(heartbeat, conf.get("LEASE_SECONDS") / 3, cancel))
+    result = run.result()
+    spares.replenish()  # the next run's spare, if this thread keeps spares
+    return result
 
 
 def end_orphaned_session(outcome: Any) -> None:
@@ -98,6 +157,33 @@ def end_orphaned_session(outcome: Any) -> None:
         from scheduled_tasks.sandbox.dbwall import end_backend
 
         end_backend(outcome.backend_pid)
+
+
+def start_function(
+    name: str,
+    params: dict[str, Any],
+    *,
+    now: datetime,
+    timeout: float | None = None,
+    label: str = "job",
+    execution_id: int | None = None,
+) -> SandboxRun:
+    """Start the registered function ``name(ctx, **params)`` in an isolated child process
+    (not confined: registered functions are trusted code) and return at once."""
+    import time
+
+    from scheduled_tasks.sandbox.childrun import ChildRun
+    from scheduled_tasks.sandbox.execute import execute_function
+    from scheduled_tasks.sandbox.isolation import fork_child
+    from scheduled_tasks.sandbox.snippet_logger import log_writer
+
+    limits = _limits(timeout)
+    started = time.monotonic()
+    pid, read_fd = fork_child(
+        limits, lambda channel: execute_function(name, params, now, channel, label), None
+    )
+    child = ChildRun(pid, read_fd, started, limits, log_writer(label, execution_id))
+    return SandboxRun(child, snippet=False)
 
 
 def run_function(
@@ -112,16 +198,7 @@ def run_function(
     execution_id: int | None = None,
 ) -> SnippetResult:
     """Run the registered function ``name(ctx, **params)`` in an isolated child process."""
-    from scheduled_tasks.sandbox.execute import execute_function
-    from scheduled_tasks.sandbox.isolation import run_in_child
-    from scheduled_tasks.sandbox.snippet_logger import log_writer
-
-    outcome = run_in_child(
-        lambda channel: execute_function(name, params, now, channel, label),
-        _limits(timeout),
-        heartbeat=heartbeat,
-        heartbeat_every=conf.get("LEASE_SECONDS") / 3,
-        cancel=cancel,
-        on_log=log_writer(label, execution_id),
+    run = start_function(
+        name, params, now=now, timeout=timeout, label=label, execution_id=execution_id
     )
-    return _result(outcome)
+    return _follow(run, heartbeat, cancel)

@@ -21,7 +21,9 @@ from typing import Any
 from scheduled_tasks.sandbox.protocol import OutputChannel, active_channel
 
 
-def close_inherited_fds(write_fd: int, sqlite: frozenset[str] = frozenset()) -> int:
+def close_inherited_fds(
+    write_fd: int, sqlite: frozenset[str] = frozenset(), job_fd: int | None = None
+) -> int:
     """fds 0-2 on /dev/null, every other inherited descriptor closed; returns the result pipe's
     descriptor (moved above 2 if needed).
 
@@ -30,18 +32,20 @@ def close_inherited_fds(write_fd: int, sqlite: frozenset[str] = frozenset()) -> 
     database connection on first use, after this, in ``prepare`` or the target), so they go:
     a snippet that escaped the Python layers finds nothing of the parent's to talk to (not the
     runner's PostgreSQL session, whatever role it has). The one exception is SQLite's files
-    (:func:`_sqlite_fds`). No Python object of the child writes to a closed number afterwards
-    (it could be reused by a file the child opens): the old connections are never used again,
+    (:func:`_sqlite_fds`), and a spare's job pipe ``job_fd`` (above 2 already). No Python
+    object of the child writes to a closed number afterwards (it could be reused by a file the
+    child opens): the old connections are never used again,
     logging is re-routed (:func:`capture_streams`), signal handlers and the wakeup fd are
     reset (:func:`reset_signals`).
     """
     if write_fd <= 2:  # the parent ran with fds 0-2 closed
-        write_fd = _dup_above(write_fd, 3)
+        write_fd = dup_above(write_fd, 3)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         if fd != null:
             os.dup2(null, fd)
-    keep = sorted({0, 1, 2, write_fd, *_sqlite_fds(sqlite)})
+    jobs = () if job_fd is None else (job_fd,)
+    keep = sorted({0, 1, 2, write_fd, *jobs, *_sqlite_fds(sqlite)})
     low = 3
     for fd in keep:
         if fd >= low:
@@ -84,7 +88,7 @@ def _sqlite_fds(files: frozenset[str]) -> set[int]:
     return keep
 
 
-def _dup_above(fd: int, lowest: int) -> int:
+def dup_above(fd: int, lowest: int) -> int:
     import fcntl
 
     new = fcntl.fcntl(fd, fcntl.F_DUPFD, lowest)

@@ -117,20 +117,17 @@ def sync_role(connection: Any, role: str, password: str | None, grants: Grants) 
             run(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db_id, ident))
         if not run("SELECT has_schema_privilege(%s, %s, 'USAGE')", (role, schema))[0][0]:
             run(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema_id, ident))
-        columns = sequences = 0
-        for table, cols in sorted(grants.select.items()):
-            table_id = sql.Identifier(table)
-            col_ids = sql.SQL(", ").join(sql.Identifier(c) for c in sorted(cols))
-            run(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(col_ids, table_id, ident))
-            columns += len(cols)
-        for table, cols in sorted(grants.insert.items()):
-            table_id = sql.Identifier(table)
-            col_ids = sql.SQL(", ").join(sql.Identifier(c) for c in sorted(cols))
-            run(sql.SQL("GRANT INSERT ({}) ON {} TO {}").format(col_ids, table_id, ident))
-        for table, cols in sorted(grants.update.items()):
-            table_id = sql.Identifier(table)
-            col_ids = sql.SQL(", ").join(sql.Identifier(c) for c in sorted(cols))
-            run(sql.SQL("GRANT UPDATE ({}) ON {} TO {}").format(col_ids, table_id, ident))
+        sequences = 0
+        for privilege, by_table in (
+            ("SELECT", grants.select),
+            ("INSERT", grants.insert),
+            ("UPDATE", grants.update),
+        ):
+            for table, cols in sorted(by_table.items()):
+                col_ids = sql.SQL(", ").join(sql.Identifier(c) for c in sorted(cols))
+                statement = sql.SQL("GRANT " + privilege + " ({}) ON {} TO {}")
+                run(statement.format(col_ids, sql.Identifier(table), ident))
+        columns = sum(len(cols) for cols in grants.select.values())
         for table in sorted(grants.delete):
             run(sql.SQL("GRANT DELETE ON {} TO {}").format(sql.Identifier(table), ident))
         writable = set(grants.insert) | set(grants.update)

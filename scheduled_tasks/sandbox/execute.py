@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import marshal
 import traceback
+from dataclasses import dataclass
 from datetime import datetime
+from types import CodeType
 from typing import Any
 
 from scheduled_tasks import conf
@@ -49,11 +52,36 @@ def format_snippet_error(exc: BaseException, code: str) -> str:
     return "\n".join(parts)
 
 
-def execute_snippet(code: str, channel: OutputChannel, label: str) -> tuple[str, str]:
+@dataclass(frozen=True)
+class SnippetJob:
+    """A snippet run as the child receives it (picklable: a spare gets it through a pipe).
+
+    ``compiled`` is the snippet's code object, compiled in the parent and marshalled, so that
+    no child compiles a snippet again; None when it did not compile (the child then reports
+    the problems)."""
+
+    code: str
+    label: str
+    compiled: bytes | None = None
+
+    @classmethod
+    def of(cls, code: str, label: str) -> SnippetJob:
+        compiled, _ = compile_snippet(code)  # cached in the parent
+        return cls(code, label, None if compiled is None else marshal.dumps(compiled))
+
+    def __call__(self, channel: OutputChannel) -> tuple[str, str]:
+        compiled = None if self.compiled is None else marshal.loads(self.compiled)  # noqa: S302
+        return execute_snippet(self.code, channel, self.label, compiled)
+
+
+def execute_snippet(
+    code: str, channel: OutputChannel, label: str, compiled: CodeType | None = None
+) -> tuple[str, str]:
     """Run ``code`` here (we are the child); return (status, error)."""
-    compiled, problems = compile_snippet(code)
     if compiled is None:
-        return "failed", "\n".join(str(p) for p in problems)
+        compiled, problems = compile_snippet(code)
+        if compiled is None:
+            return "failed", "\n".join(str(p) for p in problems)
     names, import_hook = build_namespace(conf.get("NAMESPACE"), sink=channel.write, label=label)
     env = restricted_globals(names, import_hook=import_hook, sink=channel.write)
     try:

@@ -5,13 +5,11 @@ and bytes forged by a snippet that escaped the Python layers (it then controls t
 completely). Django is prepared once in the parent; each run is a plain ``fork()`` (a few
 milliseconds), not a fresh interpreter.
 
-The child reports through frames (:mod:`.protocol`), prepares itself (:mod:`.childenv`:
-descriptors, streams, signals) and leads its own process tree (:mod:`.proctree`). The wall
-clock holds after a result: the run is over when the child has sent its result *and* closed
-the pipe (or stopped itself, or exited); until then the deadline still applies. The child
-never exits by itself: it waits to be killed, so that the parent can find and kill its
-descendants first. A frame the parent refuses ends the run ``failed`` with "invalid result
-from the sandbox" and the child's tree is killed.
+This module is the child's side and the fork. The child reports through frames
+(:mod:`.protocol`), prepares itself (:mod:`.childenv`: descriptors, streams, signals) and leads
+its own process tree (:mod:`.proctree`); it never exits by itself: it waits to be killed, so
+that the parent can find and kill its descendants first. The parent follows it with a
+:class:`~.childrun.ChildRun`.
 """
 
 from __future__ import annotations
@@ -21,14 +19,14 @@ import faulthandler
 import gc
 import logging
 import os
-import select
+import pickle
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from scheduled_tasks.sandbox import childenv, proctree
+from scheduled_tasks.sandbox.childrun import ChildOutcome, ChildRun, Limits, Watch, follow
 
 try:
     import resource
@@ -40,8 +38,6 @@ from scheduled_tasks.sandbox.protocol import (
     LOG_LIMIT_NOTICE,
     MAX_ERROR_CHARS,
     OutputChannel,
-    ProtocolError,
-    Reader,
     active_channel,
     clip,
     set_active,
@@ -53,45 +49,24 @@ __all__ = [
     "LOG_LIMIT_NOTICE",
     "MAX_ERROR_CHARS",
     "ChildOutcome",
+    "ChildRun",
     "Limits",
     "OutputChannel",
     "active_channel",
     "adopt_orphans",
     "apply_limits",
     "clip",
+    "fork_child",
     "run_in_child",
     "utf8_prefix",
 ]
 
 log = logging.getLogger("scheduled_tasks.sandbox")
 
-_POLL_SECONDS = 0.5
-_SETTLE_POLL_SECONDS = 0.01
 _READ_BYTES = 65536
 
 # Old connection objects the child must never close or free (see _forget_inherited_connections).
 _KEEP_ALIVE: list[Any] = []
-
-
-@dataclass(frozen=True)
-class Limits:
-    timeout: float  # wall-clock seconds
-    max_output_bytes: int
-    max_memory_mb: int
-
-
-@dataclass(frozen=True)
-class ChildOutcome:
-    status: str  # completed / failed / timeout / cancelled
-    output: str
-    error: str
-    output_truncated: bool
-    duration: float
-    # The child ended by itself after a valid result (False: it was killed mid-way, and a
-    # database session of its may still be working for it).
-    clean: bool = False
-    # The PostgreSQL backend of the child's connection, as it reported before any snippet ran.
-    backend_pid: int | None = None
 
 
 def _vm_size_bytes() -> int:
@@ -175,28 +150,42 @@ def _die_with_parent(parent: int) -> None:
 def _child_main(
     write_fd: int,
     limits: Limits,
-    target: Callable[[OutputChannel], tuple[str, str]],
+    target: Callable[[OutputChannel], tuple[str, str]] | None,
     parent: int,
     prepare: Callable[[], object] | None = None,
     sqlite: frozenset[str] = frozenset(),
+    job_fd: int | None = None,
 ) -> None:
+    """The child: set up, confine (``prepare``), run ``target``, report, wait to be killed.
+
+    A spare (``job_fd`` given, no target) is set up and confined ahead of time, then waits for
+    its job (:func:`_await_job`): the run's limits and target, sent by the parent.
+    """
     channel = OutputChannel(write_fd, limits.max_output_bytes)
     try:
         proctree.own_session()
         _die_with_parent(parent)
-        channel._fd = childenv.close_inherited_fds(write_fd, sqlite)
+        if job_fd is not None and job_fd <= 2:  # the parent ran with fds 0-2 closed
+            job_fd = childenv.dup_above(job_fd, 3)
+        channel._fd = childenv.close_inherited_fds(write_fd, sqlite, job_fd)
         set_active(channel)
         faulthandler.disable()  # a crash is reported to the parent, not dumped on its stderr
         childenv.reset_signals()
         childenv.capture_streams(channel)
         _forget_inherited_connections()
-        _limit_statements(limits.timeout)
+        if job_fd is None:
+            _limit_statements(limits.timeout)
         _scrub_secrets()
-        apply_limits(limits)
+        if job_fd is None:
+            apply_limits(limits)
         if prepare is not None:
             # Confinement (database wall, secrets, OS layers): after the limits are set, before
             # anything of the snippet runs.
             prepare()
+        if job_fd is not None:
+            limits, target = _await_job(job_fd, channel)
+        assert target is not None
+        channel.job_started()  # the run's code starts now (a spare: it took its job)
         status, error = target(channel)
         _close_child_connections()
         channel.result(status, error)
@@ -213,42 +202,49 @@ def _child_main(
         os._exit(0)  # never run the parent's atexit handlers or flush its buffers
 
 
-def _describe_exit(wait_status: int, limits: Limits) -> str:
-    if os.WIFSIGNALED(wait_status):
-        sig = os.WTERMSIG(wait_status)
-        if sig == signal.SIGXCPU:
-            return f"CPU time limit exceeded ({int(limits.timeout) + 1} s)"
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = f"signal {sig}"
-        return f"the snippet's process was killed by {name}"
-    code = os.waitstatus_to_exitcode(wait_status)
-    return f"the snippet's process ended unexpectedly (exit status {code})"
+# A spare that cannot take its job (its database session was lost meanwhile: a server restart,
+# an idle timeout) exits with this status before it says it started; the job is then run in a
+# fresh child instead.
+STALE_EXIT = 75
 
 
-def _pidfd(pid: int) -> int | None:
-    try:
-        return os.pidfd_open(pid)  # readable once the child has exited (not reaped)
-    except (AttributeError, OSError):
-        return None
+def _await_job(
+    job_fd: int, channel: OutputChannel
+) -> tuple[Limits, Callable[[OutputChannel], tuple[str, str]]]:
+    """A spare's job: read it whole (the parent closes the pipe after it), apply its limits,
+    check the database session (exit :data:`STALE_EXIT` if it is lost)."""
+    chunks = []
+    while chunk := os.read(job_fd, _READ_BYTES):
+        chunks.append(chunk)
+    os.close(job_fd)
+    if not chunks:  # discarded unused: end the database session politely
+        _close_child_connections()
+        os._exit(0)
+    # The parent's own bytes, written before any snippet code ran in this process.
+    limits, target = pickle.loads(b"".join(chunks))  # noqa: S301
+    channel.set_cap(limits.max_output_bytes)
+    apply_limits(limits)  # lowering limits needs no privilege, after the OS layers too
+    if not _statement_timeout(limits.timeout):
+        os._exit(STALE_EXIT)
+    return limits, target
 
 
-def _settled(pid: int) -> bool:
-    """Whether the child has stopped (its end after a result) or exited, without reaping it."""
-    flags = os.WEXITED | os.WSTOPPED | os.WNOHANG | os.WNOWAIT
-    try:
-        return os.waitid(os.P_PID, pid, flags) is not None
-    except ChildProcessError:
-        return True
+def _statement_timeout(timeout: float) -> bool:
+    """Bound the spare's open PostgreSQL session's statements (the cold path sets it when it
+    connects); False when that session is lost."""
+    from django.db import connections
 
-
-def _exited(pid: int) -> bool:
-    # Without reaping: the pid stays ours (and its group id unused by others) until waitpid.
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
+    for conn in connections.all(initialized_only=True):
+        if conn.vendor == "postgresql" and conn.connection is not None:
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT set_config('statement_timeout', %s, false)",
+                        [str(int(timeout * 1000))],
+                    )
+            except Exception:
+                return False
+    return True
 
 
 def run_in_child(
@@ -272,9 +268,22 @@ def run_in_child(
     ``on_log(level, text)`` is called in the parent for each log line of the child (the text
     is the child's: escape it before writing it anywhere).
     """
+    started = time.monotonic()
+    pid, read_fd = fork_child(limits, target, prepare)
+    run = ChildRun(pid, read_fd, started, limits, on_log)
+    return follow(run, Watch(heartbeat, heartbeat_every, cancel))
+
+
+def fork_child(
+    limits: Limits,
+    target: Callable[[OutputChannel], tuple[str, str]] | None,
+    prepare: Callable[[], object] | None,
+    job_fd: int | None = None,
+) -> tuple[int, int]:
+    """Fork a child (a spare when ``job_fd`` is given); returns its pid and the read end of
+    its frames."""
     sqlite = childenv.sqlite_files()
     read_fd, write_fd = os.pipe()
-    started = time.monotonic()
     parent = os.getpid()
     # Frozen objects are left alone by the child's garbage collector: it does not touch (and
     # so copy) every page of the runner's heap. The parent unfreezes at once.
@@ -282,121 +291,8 @@ def run_in_child(
     pid = os.fork()
     if pid == 0:  # child
         os.close(read_fd)
-        _child_main(write_fd, limits, target, parent, prepare, sqlite)
+        _child_main(write_fd, limits, target, parent, prepare, sqlite, job_fd)
+    proctree.CHILDREN.add(pid)
     gc.unfreeze()
     os.close(write_fd)
-    pidfd = _pidfd(pid)
-    reader = Reader(limits.max_output_bytes, on_log)
-    deadline = started + limits.timeout
-    next_beat = started + heartbeat_every
-    timed_out = False
-    cancelled: str | None = None
-    invalid = ""
-    exited = eof = False
-    try:
-        while not (eof or exited):
-            current = time.monotonic()
-            remaining = deadline - current
-            if remaining <= 0:
-                timed_out = True
-                break
-            if heartbeat is not None and current >= next_beat:
-                next_beat = current + heartbeat_every
-                try:
-                    heartbeat()
-                except Exception:
-                    log.exception("heartbeat failed; the run goes on")
-            if cancel is not None:
-                cancelled = cancel()
-                if cancelled:
-                    break
-            wait = min(remaining, _POLL_SECONDS, max(next_beat - current, 0.0))
-            if reader.result is not None:
-                # A result, but the pipe is still open: done once the child stops or exits.
-                if _settled(pid):
-                    exited = True
-                    break
-                wait = min(wait, _SETTLE_POLL_SECONDS)
-            watched = [read_fd] if pidfd is None else [read_fd, pidfd]
-            ready, _, _ = select.select(watched, [], [], wait)
-            if read_fd in ready:
-                chunk = os.read(read_fd, _READ_BYTES)
-                if chunk:
-                    reader.feed(chunk)
-                else:
-                    eof = True  # the child (and every holder of its pipe) closed it
-            elif (pidfd is not None and pidfd in ready) or (not ready and _exited(pid)):
-                # Gone: take what it wrote before (a descendant may hold the pipe open).
-                exited = True
-                _drain(read_fd, reader)
-        if eof and reader.result is None:
-            # Closed without a result: a crash, most likely; let its exit status tell.
-            exited = _wait_exit(pid, pidfd, min(1.0, deadline - time.monotonic()))
-    except ProtocolError as exc:
-        invalid = str(exc)
-    finally:
-        proctree.end_tree(pid)
-        if reader.result is not None and not (invalid or timed_out or cancelled):
-            # Killed after its result: the exit status says nothing more, and the kernel's
-            # teardown of the child's memory need not hold up the run's answer.
-            wait_status = 0
-            proctree.reap_later(pid, pidfd)
-            pidfd = None  # the reaper owns it now
-        else:
-            _, wait_status = os.waitpid(pid, 0)
-        if proctree.adopting() and proctree.last_pid() != pid:
-            proctree.sweep_orphans()
-        os.close(read_fd)
-        if pidfd is not None:
-            os.close(pidfd)
-    duration = time.monotonic() - started
-    result = reader.result
-    truncated = reader.truncated or bool(result and result["truncated"])
-    output = reader.text()
-    backend = reader.backend_pid
-    if invalid:
-        log.warning("sandbox child %s sent %s: the run is recorded as failed", pid, invalid)
-        return ChildOutcome("failed", output, INVALID_RESULT, truncated, duration, False, backend)
-    if timed_out:
-        error = f"timed out after {limits.timeout:g} s"
-        return ChildOutcome("timeout", output, error, truncated, duration, False, backend)
-    if cancelled:
-        return ChildOutcome("cancelled", output, cancelled, truncated, duration, False, backend)
-    if result is None:
-        if exited:
-            error = _describe_exit(wait_status, limits)
-        else:
-            error = "the snippet's process closed its pipe without a result"
-        return ChildOutcome("failed", output, error, truncated, duration, False, backend)
-    status, error = result["status"], result["error"]
-    return ChildOutcome(status, output, error, truncated, duration, True, backend)
-
-
-def _wait_exit(pid: int, pidfd: int | None, timeout: float) -> bool:
-    """Whether the child exits (without reaping it) within ``timeout`` seconds."""
-    if pidfd is not None:
-        return bool(select.select([pidfd], [], [], max(timeout, 0.0))[0])
-    end = time.monotonic() + timeout
-    while not _exited(pid):
-        if time.monotonic() >= end:
-            return False
-        time.sleep(0.005)
-    return True
-
-
-def _drain(read_fd: int, reader: Reader) -> None:
-    """Read what is in the pipe now, without waiting for more."""
-    os.set_blocking(read_fd, False)
-    try:
-        while True:
-            try:
-                chunk = os.read(read_fd, _READ_BYTES)
-            except BlockingIOError:
-                return
-            except InterruptedError:
-                continue
-            if not chunk:
-                return
-            reader.feed(chunk)  # bounded: every accepted frame spends the cap or a budget
-    finally:
-        os.set_blocking(read_fd, True)
+    return pid, read_fd

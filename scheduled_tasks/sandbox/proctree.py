@@ -221,15 +221,25 @@ def _direct_children(pid: int) -> list[int]:
     return kids
 
 
+# The sandbox children this process forked and still follows (runs in progress, spares waiting
+# for a job): in sessions of their own, but not orphans.
+CHILDREN: set[int] = set()
+
+
 def sweep_orphans() -> list[int]:
     """Kill and reap our children that live in another session than ours: descendants of a
     sandbox child re-parented to us (we are a subreaper). Children the runner started itself
-    share its session and are left alone. Returns the pids swept."""
+    share its session and are left alone, as are the sandbox children it follows
+    (:data:`CHILDREN`). Returns the pids swept."""
     me, session = os.getpid(), os.getsid(0)
     swept: list[int] = []
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
-        foreign = [kid for kid in _direct_children(me) if _session(kid) not in (session, None)]
+        foreign = [
+            kid
+            for kid in _direct_children(me)
+            if _session(kid) not in (session, None) and kid not in CHILDREN
+        ]
         if not foreign:
             break
         for kid in foreign:  # their own children come to us in turn: the next round

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ log = logging.getLogger("scheduled_tasks.sandbox")
 
 _HEADER = struct.Struct("!cI")
 _PID = struct.Struct("!I")
+_MOMENT = struct.Struct("!d")
 MAX_ERROR_CHARS = 8000
 # The result is three small fields; the error is clipped to MAX_ERROR_CHARS (at most 6 bytes a
 # character once JSON-escaped, i.e. 48 000 bytes) before it is sent.
@@ -100,6 +102,14 @@ class OutputChannel:
         """Tell the parent which database session is ours (first frame, before the snippet)."""
         self._send(b"B", _PID.pack(pid))
 
+    def job_started(self) -> None:
+        """Tell the parent the target starts now (before the snippet's code runs)."""
+        self._send(b"G", _MOMENT.pack(time.monotonic()))
+
+    def set_cap(self, max_bytes: int) -> None:
+        """The run's output cap and log budget, for a spare that learns them with its job."""
+        self._left = self._log_left = max_bytes
+
     def result(self, status: str, error: str) -> None:
         payload = {"status": status, "error": clip(error), "truncated": self.truncated}
         self._send(b"R", json.dumps(payload).encode())
@@ -167,7 +177,10 @@ class Reader:
         self.truncated = False
         self.result: dict[str, Any] | None = None
         self.backend_pid: int | None = None
+        self.job_started = False
+        self.job_started_at: float | None = None  # the child's monotonic clock
         self._frames = 0
+        self._backend_frames = 0
         self._header = bytearray()
         self._kind: bytes | None = None
         self._left = 0  # payload bytes still to come for the current frame
@@ -211,6 +224,10 @@ class Reader:
             # Only the child's own code sends it, before the snippet runs: the first frame.
             if self._frames != 1 or length != _PID.size:
                 raise ProtocolError("a backend frame that is not the first")
+            self._backend_frames = 1
+        elif kind == b"G":
+            if length != _MOMENT.size or self._frames != 1 + self._backend_frames:
+                raise ProtocolError("a bad job-start frame")
         elif kind == b"O":
             if not 0 < length <= self.max_bytes - len(self.output):
                 raise ProtocolError(f"an output frame of {length} bytes")
@@ -234,6 +251,9 @@ class Reader:
         self._payload.clear()
         if kind == b"T":
             self.truncated = True
+        elif kind == b"G":
+            self.job_started = True
+            self.job_started_at = _MOMENT.unpack(payload)[0]
         elif kind == b"B":
             self.backend_pid = _PID.unpack(payload)[0] or None
         elif kind == b"L":

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 COMPLETED = "completed"
 FAILED = "failed"
@@ -15,12 +14,11 @@ class SnippetResult:
     status: str  # "completed", "failed" or "timeout"
     output: str
     error: str
-    duration: float  # seconds, wall clock, process start to end
+    duration: float  # seconds, wall clock, from the start of the run (the fork) to its end
     output_truncated: bool = False
+    # Seconds of ``duration`` before the run's own code began (fork, set-up, confinement).
+    startup: float = 0.0
 
     @property
     def ok(self) -> bool:
         return self.status == COMPLETED
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)

@@ -147,10 +147,6 @@ def is_snippet_class(cls: Any) -> bool:
     return isinstance(cls, type) and cls in _snippet_classes
 
 
-def is_choices_member(value: Any) -> bool:
-    return type(value) in _choices_classes
-
-
 def is_proxy_class(obj: Any) -> bool:
     """A sandbox helper class itself (``Q``, ``Count``...), as configured in NAMESPACE."""
     return isinstance(obj, type) and obj in _proxy_types

@@ -6,16 +6,20 @@ Three kinds, one interface (``next_after(after, inclusive=False)`` and ``describ
 * :class:`CronSchedule` — a 5-field cron expression in a time zone;
 * :class:`OneOffSchedule` — once, at a date and time.
 
+Each kind is declared once in :mod:`scheduled_tasks.schedules.kinds` (its columns, form
+fields, JSON keys, ...); the rest of the app reads that table.
+
 Nothing here reads the clock: every function takes the moment it reasons about. Every instant
 returned is in UTC.
 """
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime, timedelta, tzinfo
 
+from scheduled_tasks.schedules import kinds
 from scheduled_tasks.schedules.base import (
+    Schedule,
     ScheduleError,
     as_utc,
     is_imaginary,
@@ -33,6 +37,7 @@ from scheduled_tasks.schedules.interval import (
     Unit,
     fire_time,
 )
+from scheduled_tasks.schedules.kinds import ScheduleKind
 from scheduled_tasks.schedules.once import OneOffSchedule
 
 __all__ = [
@@ -42,10 +47,10 @@ __all__ = [
     "UNIT_CHOICES",
     "CronSchedule",
     "IntervalSchedule",
-    "Kind",
     "OneOffSchedule",
     "Schedule",
     "ScheduleError",
+    "ScheduleKind",
     "Unit",
     "as_utc",
     "build",
@@ -53,6 +58,7 @@ __all__ = [
     "fire_time",
     "fire_times",
     "is_imaginary",
+    "kinds",
     "missed_slots",
     "next_fire_time",
     "parse_zone",
@@ -62,20 +68,9 @@ __all__ = [
     "zone_name",
 ]
 
-Schedule = IntervalSchedule | CronSchedule | OneOffSchedule
-
-
-class Kind(enum.StrEnum):
-    INTERVAL = "interval"
-    CRON = "cron"
-    ONCE = "once"
-
-
-KIND_CHOICES: list[tuple[str, str]] = [
-    (Kind.INTERVAL.value, "Every N units"),
-    (Kind.CRON.value, "Cron expression"),
-    (Kind.ONCE.value, "Once, at a date and time"),
-]
+# The model field's choices: the built-in kinds, fixed when the model is defined (a migration
+# records them). Forms read ``kinds.choices()``, which also lists kinds registered later.
+KIND_CHOICES: list[tuple[str, str]] = kinds.choices()
 
 
 def build(
@@ -88,19 +83,12 @@ def build(
     cron: str | None = None,
     at: datetime | None = None,
 ) -> Schedule:
-    """A schedule of ``kind`` from raw values, or :class:`ScheduleError` saying what is wrong."""
-    if kind == Kind.INTERVAL:
-        if anchor is None:
-            raise ScheduleError("an interval schedule needs a start time")
-        return IntervalSchedule.build(every, unit, anchor, tz)  # type: ignore[arg-type]
-    if kind == Kind.CRON:
-        return CronSchedule.build(cron or "", tz)
-    if kind == Kind.ONCE:
-        if at is None:
-            raise ScheduleError("a one-off schedule needs a date and time")
-        return OneOffSchedule.build(at, tz)
-    valid = ", ".join(k.value for k in Kind)
-    raise ScheduleError(f"unknown schedule kind {kind!r}; use one of: {valid}")
+    """A schedule of ``kind`` from raw values, or :class:`ScheduleError` saying what is wrong.
+
+    (A shorthand for tests and scripts; a task builds its own through ``kinds.get(...).build``
+    from the columns its kind names.)"""
+    values = {"every": every, "unit": unit, "anchor": anchor, "cron_expression": cron, "run_at": at}
+    return kinds.get(kind).build(values, tz)
 
 
 def next_fire_time(

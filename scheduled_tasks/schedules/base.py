@@ -8,11 +8,27 @@ Convert only for display.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class ScheduleError(ValueError):
     """A schedule that cannot be evaluated; the message is meant for the user."""
+
+
+class Schedule(Protocol):
+    """What every kind's schedule object offers (see ``kinds.py`` for the kinds)."""
+
+    @property
+    def tz(self) -> tzinfo: ...
+
+    def next_after(self, after: datetime, *, inclusive: bool = False) -> datetime | None:
+        """The first run after ``after`` (or at it, with ``inclusive``) in UTC, or None."""
+        ...
+
+    def describe(self) -> str:
+        """The schedule in plain words."""
+        ...
 
 
 def parse_zone(name: str) -> ZoneInfo:

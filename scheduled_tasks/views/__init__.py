@@ -2,5 +2,6 @@
 here (``timezone.now()``) and handed down, never read deeper.
 
 ``tasks``: the task list, form, detail page and schedule preview; ``runs``: "Run now", "Test
-run" and the page of one run. ``scheduled_tasks/urls.py`` maps the URLs onto both.
+run" and the page of one run; ``access``: the permissions and the decorator of task actions.
+``scheduled_tasks/urls.py`` maps the URLs onto the pages.
 """

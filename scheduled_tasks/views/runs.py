@@ -5,7 +5,7 @@ one run."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -17,17 +17,15 @@ from django.views.decorators.http import require_GET, require_POST
 from scheduled_tasks import records, services
 from scheduled_tasks.choices import status_label
 from scheduled_tasks.models import Execution, ScheduledTask
+from scheduled_tasks.queue_state import execution_queue_state
 from scheduled_tasks.runner import TaskBusy, run_task_now
 from scheduled_tasks.sandbox import run_snippet
 from scheduled_tasks.validation import code_problems
-from scheduled_tasks.views.tasks import ADD_PERM, CHANGE_PERM
+from scheduled_tasks.views.access import ADD_PERM, CHANGE_PERM, task_action
 
 
-@login_required
-@require_POST
-@permission_required(CHANGE_PERM, raise_exception=True)
-def task_run(request: HttpRequest, pk: int) -> HttpResponse:
-    task = get_object_or_404(ScheduledTask, pk=pk)
+@task_action
+def task_run(request: HttpRequest, task: ScheduledTask) -> HttpResponse:
     try:
         execution = run_task_now(task, now=timezone.now(), trigger=Execution.Trigger.MANUAL)
     except TaskBusy as exc:
@@ -116,11 +114,14 @@ def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .only("pk", "status", "attempt", "not_before", "started_at", "task_id")
         .order_by("attempt", "pk")
     )
+    now = timezone.now()
     return render(
         request,
         "scheduled_tasks/execution_detail.html",
         {
             "execution": execution,
+            "queue_state": execution_queue_state(execution, now),
+            "now": now,
             "task": execution.task,
             "newer": newer,
             "older": older,

@@ -10,19 +10,22 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Right, Substr
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from scheduled_tasks import conf, registry, schedules, services
 from scheduled_tasks.choices import status_label
 from scheduled_tasks.forms import ALL_SCHEDULE_FIELDS, ScheduledTaskForm, SchedulePreviewForm
 from scheduled_tasks.models import Execution, ScheduledTask
+from scheduled_tasks.queue_state import execution_queue_state, task_queue_state
 from scheduled_tasks.sandbox.namespace import ALLOWED_IMPORTS
+from scheduled_tasks.schedules import kinds
+from scheduled_tasks.views.access import ADD_PERM, CHANGE_PERM, task_action
 
 TASKS_PER_PAGE = 50
 EXECUTIONS_PER_PAGE = 25
@@ -41,7 +44,6 @@ TASK_SORTS: dict[str, tuple[str, ...]] = {
     "-last_run": ("-last_run_at", "name"),
 }
 
-SCHEDULE_KINDS = frozenset(schedules.Kind)
 PENDING_RETRIES_SHOWN = 10
 PREVIEW_FORMAT = "D j M Y, H:i T"
 
@@ -62,9 +64,6 @@ LIST_FIELDS = (
     "next_run_at",
 )
 
-ADD_PERM = "scheduled_tasks.add_scheduledtask"
-CHANGE_PERM = "scheduled_tasks.change_scheduledtask"
-
 
 def upcoming_runs(
     schedule: schedules.Schedule, now: datetime, count: int = UPCOMING_RUNS
@@ -83,12 +82,7 @@ def upcoming_runs(
 def schedule_preview_data(schedule: schedules.Schedule, now: datetime) -> dict[str, Any]:
     """The schedule in words and its next runs, shown in the schedule's own zone."""
     runs = upcoming_runs(schedule, now)
-    note = ""
-    if not runs:
-        if isinstance(schedule, schedules.OneOffSchedule):
-            note = "This time has passed: an active one-off task must run in the future."
-        else:
-            note = "This schedule has no further runs."
+    note = "" if runs else kinds.for_schedule(schedule).ended_note
     return {
         "description": schedules.describe(schedule),
         "time_zone": schedules.zone_name(schedule.tz),
@@ -107,10 +101,22 @@ def _snippet_names() -> list[str]:
     return sorted([*conf.get("NAMESPACE"), "logger", "print"], key=str.lower)
 
 
+# The runner of each listed task's latest run that a runner took, in the page's own query
+# rather than one query per row: a correlated subquery that reads the ``sched_exec_task_time``
+# index backwards and stops at the first row (no "-pk" tie-breaker: that would sort every run
+# of the task, for every row of the page).
+_LAST_RUNNER = Subquery(
+    Execution.objects.filter(task=OuterRef("pk"))
+    .exclude(runner="")
+    .order_by("-created_at")
+    .values("runner")[:1]
+)
+
+
 @login_required
 @require_GET
 def task_list(request: HttpRequest) -> HttpResponse:
-    tasks = ScheduledTask.objects.only(*LIST_FIELDS)
+    tasks = ScheduledTask.objects.only(*LIST_FIELDS).annotate(last_runner=_LAST_RUNNER)
     query = request.GET.get("q", "").strip()
     if query:
         tasks = tasks.filter(Q(name__icontains=query) | Q(description__icontains=query))
@@ -120,7 +126,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
     elif state == "inactive":
         tasks = tasks.filter(is_active=False)
     kind = request.GET.get("kind", "")
-    if kind in SCHEDULE_KINDS:
+    if kinds.lookup(kind) is not None:
         tasks = tasks.filter(schedule_kind=kind)
     else:
         kind = ""
@@ -136,9 +142,11 @@ def task_list(request: HttpRequest) -> HttpResponse:
         sort = "name"
     tasks = tasks.order_by(*TASK_SORTS[sort])
 
+    now = timezone.now()
     page = Paginator(tasks, TASKS_PER_PAGE).get_page(request.GET.get("page"))
     for task in page:
         task.last_status_label = status_label(task.last_status)
+        task.queue_state = task_queue_state(task, now)
 
     totals = ScheduledTask.objects.aggregate(
         total=Count("pk"),
@@ -156,11 +164,11 @@ def task_list(request: HttpRequest) -> HttpResponse:
             "state": state,
             "status": status,
             "kind": kind,
-            "kind_choices": schedules.KIND_CHOICES,
+            "kind_choices": kinds.choices(),
             "sort": sort,
             "filtered": filtered,
             "status_choices": Execution.Status.choices,
-            "now": timezone.now(),
+            "now": now,
         },
     )
 
@@ -189,6 +197,9 @@ def _render_form(
             "form": form,
             "task": task,
             "preview": preview,
+            # Each kind's panel of schedule fields, and the fields the live preview sends.
+            "schedule_kinds": kinds.registered(),
+            "preview_fields": " ".join(SchedulePreviewForm.base_fields),
             "functions": [
                 {
                     "name": f.name,
@@ -251,11 +262,8 @@ def _next_run_note(task: ScheduledTask) -> str:
     return f"Next run: {when}."
 
 
-@login_required
-@require_POST
-@permission_required(CHANGE_PERM, raise_exception=True)
-def task_toggle(request: HttpRequest, pk: int) -> HttpResponse:
-    task = get_object_or_404(ScheduledTask, pk=pk)
+@task_action
+def task_toggle(request: HttpRequest, task: ScheduledTask) -> HttpResponse:
     try:
         services.set_active(task, not task.is_active, now=timezone.now(), user=request.user)
     except services.TaskWriteError as exc:
@@ -302,11 +310,14 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # A traceback's last line says what went wrong; its first line never does.
         lines = execution.error_tail.strip().splitlines()
         execution.error_summary = lines[-1] if lines else ""
+        execution.queue_state = execution_queue_state(execution, now)
     pending_retries = list(
         task.executions.filter(status=Execution.Status.PENDING)
-        .only("pk", "attempt", "retry_of_id", "not_before", "task_id")
+        .only("pk", "attempt", "retry_of_id", "not_before", "task_id", "status", "runner")
         .order_by("not_before", "pk")[:PENDING_RETRIES_SHOWN]
     )
+    for retry in pending_retries:
+        retry.queue_state = execution_queue_state(retry, now)
 
     return render(
         request,
@@ -314,6 +325,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "task": task,
             "last_status_label": status_label(task.last_status),
+            "queue_state": task_queue_state(task, now),
             "code_lines": task.code.rstrip("\n").split("\n"),
             "function": _registered(task.function_name),
             "function_params": json.dumps(task.function_params or {}, indent=2, ensure_ascii=False),

@@ -1,4 +1,5 @@
-"""Print the next fire times of a schedule (interval, cron or one-off), without creating a task."""
+"""Print the next fire times of a schedule of any kind (interval, cron, one-off: the table in
+``schedules/kinds.py``), without creating a task."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from scheduled_tasks import schedules
-from scheduled_tasks.validation import cron_problem
+from scheduled_tasks.schedules import kinds
 
 MAX_COUNT = 1000
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
@@ -45,33 +46,50 @@ def _parse_moment(option: str, raw: object, zone: tzinfo) -> datetime:
     return moment
 
 
+class _Options:
+    """The parsed options as a kind reads them (``kinds.CliInput``)."""
+
+    def __init__(self, options: dict[str, Any], zone: tzinfo, now: datetime) -> None:
+        self.options, self.zone, self.now = options, zone, now
+
+    def value(self, name: str) -> Any:
+        return self.options[name]
+
+    def given(self, name: str) -> bool:
+        return self.options[name] is not None
+
+    def whole_number(self, name: str) -> int:
+        return _parse_int(f"--{name}", self.options[name])
+
+    def moment(self, name: str) -> datetime:
+        return _parse_moment(f"--{name}", self.options[name], self.zone)
+
+
+def _summary() -> str:
+    parts = [kind.cli_summary for kind in kinds.registered()]
+    return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
+
+
 class Command(BaseCommand):
-    help = (
-        "Print the next fire times of a schedule, one per line, as ISO 8601 with the UTC offset "
-        "of the given time zone: every N units from an anchor (--every/--unit/--anchor), a "
-        "5-field cron expression (--cron) or a one-off time (--at; prints it, or nothing when "
-        "it is not after --after). Naive dates are wall-clock time in --tz. Bad input exits 2."
-    )
+    @property  # type: ignore[override]
+    def help(self) -> str:  # read when the parser is made: every kind of the table is named
+        return (
+            "Print the next fire times of a schedule, one per line, as ISO 8601 with the UTC "
+            f"offset of the given time zone: {_summary()}. Naive dates are wall-clock time in "
+            "--tz. Bad input exits 2."
+        )
+
     # Pure time maths: no database, so the project's checks have nothing to say here.
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        units = ", ".join(unit.value for unit in schedules.Unit)
-        kind = parser.add_mutually_exclusive_group(required=True)
-        kind.add_argument("--every", metavar="N", help="Units between runs (with --unit).")
-        kind.add_argument(
-            "--cron",
-            metavar="EXPR",
-            help='A 5-field cron expression, e.g. "30 8 * * MON-FRI", evaluated in --tz.',
-        )
-        kind.add_argument(
-            "--at", metavar="ISO", help="A one-off run at this time (naive = wall time in --tz)."
-        )
-        parser.add_argument("--unit", help=f"With --every: one of {units}.")
-        parser.add_argument(
-            "--anchor",
-            help="With --every: the first run (ISO 8601; naive = wall time in --tz). Default: now.",
-        )
+        # One option per kind picks the kind (the table of kinds declares them all).
+        chosen = parser.add_mutually_exclusive_group(required=True)
+        for kind in kinds.registered():
+            chosen.add_argument(kind.cli.flag, metavar=kind.cli.metavar, help=kind.cli.help)
+        for kind in kinds.registered():
+            for option in kind.cli_extras:
+                parser.add_argument(option.flag, metavar=option.metavar, help=option.help)
         parser.add_argument("--tz", help="IANA time zone. Default: settings.TIME_ZONE.")
         parser.add_argument(
             "--after", help="List runs strictly after this moment (ISO 8601). Default: now."
@@ -80,17 +98,23 @@ class Command(BaseCommand):
             "--count", default="5", metavar="K", help=f"How many runs (1-{MAX_COUNT}). Default: 5."
         )
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        interval = options["every"] is not None
-        if not interval:
-            extra = [opt for opt in ("unit", "anchor") if options[opt] is not None]
-            if extra:
-                given = "--cron" if options["cron"] is not None else "--at"
-                names = " and ".join(f"--{opt}" for opt in extra)
+    def _chosen_kind(self, options: dict[str, Any]) -> kinds.ScheduleKind:
+        kind = next(k for k in kinds.registered() if options.get(k.cli.name) is not None)
+        for other in kinds.registered():
+            extra = [o.flag for o in other.cli_extras if options.get(o.name) is not None]
+            if other is not kind and extra:
                 verb = "is" if len(extra) == 1 else "are"
-                raise _usage_error(f"{names} {verb} only for --every, not for {given}")
-        elif options["unit"] is None:
-            raise _usage_error("--unit is required with --every")
+                raise _usage_error(
+                    f"{' and '.join(extra)} {verb} only for {other.cli.flag}, not for "
+                    f"{kind.cli.flag}"
+                )
+        for name in kind.cli_required:
+            if options.get(name) is None:
+                raise _usage_error(f"--{name} is required with {kind.cli.flag}")
+        return kind
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        kind = self._chosen_kind(options)
         count = _parse_int("--count", options["count"])
         if not 1 <= count <= MAX_COUNT:
             raise _usage_error(f"--count must be between 1 and {MAX_COUNT}, not {count}")
@@ -107,25 +131,7 @@ class Command(BaseCommand):
             else now
         )
         try:
-            if interval:
-                every = _parse_int("--every", options["every"])
-                anchor = (
-                    _parse_moment("--anchor", options["anchor"], zone)
-                    if options["anchor"] is not None
-                    else now.replace(microsecond=0)
-                )
-                schedule: schedules.Schedule = schedules.IntervalSchedule.build(
-                    every, options["unit"], anchor, zone
-                )
-            elif options["cron"] is not None:
-                problem = cron_problem(options["cron"], zone)
-                if problem:
-                    raise schedules.ScheduleError(problem)
-                schedule = schedules.CronSchedule.build(options["cron"], zone)
-            else:
-                schedule = schedules.OneOffSchedule.build(
-                    _parse_moment("--at", options["at"], zone), zone
-                )
+            schedule = kind.from_cli(_Options(options, zone, now))
             times = schedules.fire_times(schedule, after, count)
         except schedules.ScheduleError as exc:
             raise _usage_error(f"invalid schedule: {exc}") from None

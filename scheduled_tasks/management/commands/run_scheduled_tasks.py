@@ -76,6 +76,13 @@ class Command(BaseCommand):
             f"{conf.DEFAULTS['DAEMON_INTERVAL_SECONDS']}).",
         )
         parser.add_argument(
+            "--concurrency",
+            type=_positive_int,
+            metavar="N",
+            help="How many runs go on at once, each in its own sandbox process (default: "
+            "SCHEDULED_TASKS['CONCURRENCY'], else the number of CPUs and at least 2).",
+        )
+        parser.add_argument(
             "--shutdown-timeout",
             type=_seconds,
             metavar="S",
@@ -102,6 +109,8 @@ class Command(BaseCommand):
             return
         if options["interval"] is not None or options["shutdown_timeout"] is not None:
             self._parser.error("--interval and --shutdown-timeout only apply with --daemon")
+        if options["concurrency"] is not None and options["task_id"] is not None:
+            self._parser.error("--concurrency does not apply to --task-id (one run)")
         now = timezone.now()
         try:
             if options["task_id"] is not None:
@@ -109,7 +118,7 @@ class Command(BaseCommand):
             elif options["dry_run"]:
                 self._dry_run(now)
             else:
-                self._tick(now, verbose=options["verbose"])
+                self._tick(now, verbose=options["verbose"], concurrency=options["concurrency"])
         except DatabaseError as exc:
             raise CommandError(f"the database is not available: {exc}", returncode=1) from exc
 
@@ -121,10 +130,12 @@ class Command(BaseCommand):
             shutdown_timeout=DEFAULT_SHUTDOWN_TIMEOUT_SECONDS if timeout is None else timeout,
             on_start=self._print_start if verbose else None,
             on_finish=self._print_execution if verbose else None,
+            concurrency=options["concurrency"],
         )
         self.stdout.write(
-            f"Scheduler daemon started (pid {os.getpid()}, interval {scheduler.interval:g} s, "
-            f"shutdown timeout {scheduler.shutdown_timeout:g} s); stop it with SIGTERM or Ctrl-C."
+            f"Scheduler daemon started (pid {os.getpid()}, {scheduler.concurrency} slot(s), "
+            f"interval {scheduler.interval:g} s, shutdown timeout "
+            f"{scheduler.shutdown_timeout:g} s); stop it with SIGTERM or Ctrl-C."
         )
         self.stdout.flush()
         with scheduler.signals_handled():
@@ -144,11 +155,16 @@ class Command(BaseCommand):
                 f"would run task {item.task.pk} “{item.task.name}”: due since {since}{extra}{state}"
             )
 
-    def _tick(self, now: Any, *, verbose: bool) -> None:
+    def _tick(self, now: Any, *, verbose: bool, concurrency: int | None) -> None:
         if not verbose:
-            runner.tick(now)
+            runner.tick(now, concurrency=concurrency)
             return
-        report = runner.tick(now, on_start=self._print_start, on_finish=self._print_execution)
+        report = runner.tick(
+            now,
+            on_start=self._print_start,
+            on_finish=self._print_execution,
+            concurrency=concurrency,
+        )
         for task in report.busy:
             self.stdout.write(f"task {task.pk} “{task.name}” is still running; skipped")
         if report.executions or report.busy or report.abandoned:

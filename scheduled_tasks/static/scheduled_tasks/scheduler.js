@@ -176,6 +176,8 @@
     apply(false);
   }
 
+  // The page names the fields the preview sends (every schedule kind's, from the table of
+  // kinds); this list is the fallback for a page that does not.
   var PREVIEW_FIELDS = ["schedule_kind", "time_zone", "every", "unit", "anchor", "cron_expression", "run_at"];
 
   function setUpPreview(form) {
@@ -185,7 +187,9 @@
       return;
     }
     var inputs = [];
-    PREVIEW_FIELDS.forEach(function (name) {
+    var named = (form.getAttribute("data-preview-fields") || "").split(" ").filter(Boolean);
+    var fields = named.length ? named : PREVIEW_FIELDS;
+    fields.forEach(function (name) {
       var element = form.elements.namedItem(name);
       if (!element) {
         return;
@@ -243,7 +247,7 @@
     function refresh() {
       var request = ++latest;
       var query = new URLSearchParams();
-      PREVIEW_FIELDS.forEach(function (name) {
+      fields.forEach(function (name) {
         query.set(name, value(name));
       });
       fetch(url + "?" + query.toString(), { headers: { Accept: "application/json" }, credentials: "same-origin" })

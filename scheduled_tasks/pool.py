@@ -1,0 +1,179 @@
+"""A runner's pool: up to ``size`` runs at once, each in its own sandbox child.
+
+One thread forks every child, reads every child's frames, renews the leases and records the
+results. No thread of the runner is ever inside the database while it forks (SQLite's locks do
+not survive a fork into the child), and the database sees the runner's writes one at a time.
+
+Executors that run to the end when called (the tests' fakes, custom executors) are run in
+:meth:`Pool.start` itself, one after another, as a runner without a pool would.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from scheduled_tasks import claims, conf, leases
+from scheduled_tasks.models import Execution
+from scheduled_tasks.sandbox import (
+    SandboxRun,
+    SnippetResult,
+    run_function,
+    run_snippet,
+    spares,
+    start_function,
+    start_snippet,
+)
+
+log = logging.getLogger("scheduled_tasks.runner")
+
+Clock = Callable[[], datetime]
+Executor = Callable[..., SnippetResult]
+
+# The longest the pool waits without looking (stop requests, cancels, new due work).
+POLL_SECONDS = 0.5
+
+
+@dataclass
+class _Running:
+    claim: claims.Claim
+    run: SandboxRun
+    lost: bool = False
+
+
+@dataclass
+class Pool:
+    """Runs claimed executions, up to ``size`` at once. ``start`` a claim while ``free``;
+    ``wait`` returns the executions that ended (recorded, retries scheduled)."""
+
+    size: int
+    runner: str
+    clock: Clock
+    snippet_executor: Executor = run_snippet
+    function_executor: Executor = run_function
+    on_start: Callable[..., None] | None = None
+    on_finish: Callable[[Execution], None] | None = None
+    _running: list[_Running] = field(default_factory=list)
+    _ended: list[Execution] = field(default_factory=list)
+    _next_beat: float = 0.0
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether runs go on side by side (the real sandbox), or run to the end in start."""
+        return self.snippet_executor is run_snippet and self.function_executor is run_function
+
+    @property
+    def free(self) -> int:
+        return max(self.size - len(self._running), 0)
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
+    def start(self, claim: claims.Claim) -> None:
+        """Start a claimed run whose lease this runner holds (``leases.start`` succeeded)."""
+        from scheduled_tasks import runner
+
+        if not self.concurrent:
+            self._ended.append(
+                runner.run_claim(
+                    claim,
+                    clock=self.clock,
+                    snippet_executor=self.snippet_executor,
+                    function_executor=self.function_executor,
+                    on_start=self.on_start,
+                    on_finish=self.on_finish,
+                )
+            )
+            return
+        options = runner.begin_run(claim, self.on_start)
+        task = claim.task
+        try:
+            if task.runs_function:
+                params = dict(task.function_params or {})
+                run = start_function(task.function_name, params, now=self.clock(), **options)
+            else:
+                run = start_snippet(task.code, **options)
+        except Exception as exc:  # the sandbox itself failed (e.g. fork refused): record
+            result = runner.could_not_start(claim.execution, exc)
+            self._ended.append(runner.finish_run(claim, result, self.clock(), self.on_finish))
+            return
+        if not self._running:
+            self._next_beat = time.monotonic() + conf.get("LEASE_SECONDS") / 3
+        self._running.append(_Running(claim, run))
+
+    def wait(self, timeout: float) -> list[Execution]:
+        """Follow the runs for up to ``timeout`` seconds, or until one ends; return (and
+        forget) the executions that ended since the last call."""
+        end = time.monotonic() + max(timeout, 0.0)
+        if self._running and not self._ended:
+            self.idle()
+        while self._running and not self._ended:
+            now = time.monotonic()
+            self._heartbeat(now)
+            fds = [fd for item in self._running for fd in item.run.fds()]
+            hints = [item.run.wait_hint(now) for item in self._running]
+            wait = min([end - now, POLL_SECONDS, self._next_beat - now, *hints])
+            ready = set(select.select(fds, [], [], max(wait, 0.0))[0])
+            now = time.monotonic()
+            for item in list(self._running):
+                if item.run.advance(ready, now):
+                    self._record(item)
+            if time.monotonic() >= end:
+                break
+        ended, self._ended = self._ended, []
+        return ended
+
+    def idle(self) -> None:
+        """The runner has nothing else to do now: make the next runs' processes ahead (where
+        this thread keeps spares)."""
+        if self.concurrent:
+            spares.replenish()
+
+    def abandon_all(self, reason: str) -> list[Execution]:
+        """Kill every run (the shutdown timeout passed): each is recorded ``abandoned`` with
+        ``reason``, so its retries follow the task's policy."""
+        from scheduled_tasks import runner
+
+        for item in list(self._running):
+            item.run.cancel(reason)
+            item.run.result()  # the child's tree is ended, its session too
+            self._running.remove(item)
+            started = item.run.started
+            result = SnippetResult(
+                Execution.Status.ABANDONED, "", reason, time.monotonic() - started
+            )
+            self._ended.append(runner.finish_run(item.claim, result, self.clock(), self.on_finish))
+        ended, self._ended = self._ended, []
+        return ended
+
+    def _record(self, item: _Running) -> None:
+        from scheduled_tasks import runner
+
+        self._running.remove(item)
+        result = item.run.result()
+        self._ended.append(runner.finish_run(item.claim, result, self.clock(), self.on_finish))
+
+    def _heartbeat(self, now: float) -> None:
+        """Renew the leases of the runs in progress; a run whose lease another runner reaped
+        (this one was frozen past it) is stopped."""
+        from scheduled_tasks import runner
+
+        if now < self._next_beat:
+            return
+        self._next_beat = now + conf.get("LEASE_SECONDS") / 3
+        moment = self.clock()
+        for item in self._running:
+            try:
+                if not leases.renew_lease(item.claim.execution.pk, moment):
+                    log.warning(
+                        "execution %s lost its lease (reaped as abandoned)",
+                        item.claim.execution.pk,
+                    )
+                    item.run.cancel(runner.LOST_LEASE)
+            except Exception:
+                log.exception("heartbeat failed; the run goes on")

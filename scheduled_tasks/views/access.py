@@ -1,0 +1,32 @@
+"""Who may do what on the scheduler's pages: the permissions and the decorator of task actions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_POST
+
+from scheduled_tasks.models import ScheduledTask
+
+ADD_PERM = "scheduled_tasks.add_scheduledtask"
+CHANGE_PERM = "scheduled_tasks.change_scheduledtask"
+
+TaskAction = Callable[[HttpRequest, ScheduledTask], HttpResponse]
+
+
+def task_action(view: TaskAction) -> Callable[[HttpRequest, int], HttpResponse]:
+    """A POST that changes one task (toggle, Run now): logged in, allowed to change tasks,
+    the task found by ``pk`` (404 if not)."""
+
+    @login_required
+    @require_POST
+    @permission_required(CHANGE_PERM, raise_exception=True)
+    @wraps(view)
+    def action(request: HttpRequest, pk: int) -> HttpResponse:
+        return view(request, get_object_or_404(ScheduledTask, pk=pk))
+
+    return action

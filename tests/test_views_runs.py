@@ -1,0 +1,212 @@
+"""Runs (``views.runs``): the execution page, and "Run now" with a stand-in runner and for
+real."""
+
+from __future__ import annotations
+
+import types
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from scheduled_tasks.models import Execution, ScheduledTask
+from tests.conftest import message_texts
+from tests.factories import T0, make_editor, make_execution, make_task
+
+pytestmark = pytest.mark.django_db
+
+
+# --- execution page ------------------------------------------------------------------------
+
+
+def test_execution_page_shows_output_error_and_details(viewer_client: Client) -> None:
+    task = make_task(name="broken")
+    older = make_execution(task, created_at=T0)
+    execution = make_execution(
+        task,
+        status="failed",
+        trigger="schedule",
+        scheduled_for=T0 + timedelta(hours=1),
+        slots_covered=2,
+        started_at=T0 + timedelta(hours=1),
+        finished_at=T0 + timedelta(hours=1, seconds=2),
+        duration_seconds=1.5,
+        output="step 1 <ok>\n",
+        output_truncated=True,
+        error="Traceback (most recent call last):\n  Line 3, in <snippet>\nZeroDivisionError: division by zero",
+        created_at=T0 + timedelta(hours=1),
+    )
+    response = viewer_client.get(reverse("scheduled_tasks:execution_detail", args=[execution.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<pre class="output" id="execution-output">step 1 &lt;ok&gt;\n</pre>' in html
+    assert '<pre class="output output-error">' in html
+    assert "Line 3, in &lt;snippet&gt;" in html
+    assert "ZeroDivisionError: division by zero" in html
+    assert "only its beginning was kept" in html
+    assert 'class="badge badge-failed">Failed<' in html
+    assert "1.500 s" in html
+    assert "missed slots collapsed" in html
+    assert response.context["older"].pk == older.pk
+    assert response.context["newer"] is None
+    assert "http-equiv" not in html  # finished runs do not refresh
+
+
+def test_a_running_execution_page_refreshes_itself(viewer_client: Client) -> None:
+    task = make_task(name="slow")
+    execution = make_execution(task, status="running", started_at=T0)
+    html = viewer_client.get(
+        reverse("scheduled_tasks:execution_detail", args=[execution.pk])
+    ).content.decode()
+    assert '<meta http-equiv="refresh" content="5">' in html
+    assert "No output yet." in html
+
+
+def test_execution_page_shows_the_attempts_of_a_retried_run(viewer_client: Client) -> None:
+    task = make_task(name="flaky", max_retries=3)
+    first = make_execution(task, status="failed", created_at=T0)
+    second = make_execution(task, status="timeout", trigger="retry", attempt=2, retry_of=first,
+                            created_at=T0 + timedelta(minutes=1))  # fmt: skip
+    third = make_execution(task, status="pending", trigger="retry", attempt=3, retry_of=first,
+                           not_before=T0 + timedelta(minutes=5),
+                           created_at=T0 + timedelta(minutes=2))  # fmt: skip
+    response = viewer_client.get(reverse("scheduled_tasks:execution_detail", args=[second.pk]))
+    html = response.content.decode()
+    assert [a.pk for a in response.context["attempts"]] == [first.pk, second.pk, third.pk]
+    assert "Attempts of this run" in html
+    first_url = reverse("scheduled_tasks:execution_detail", args=[first.pk])
+    assert f'retry of <a href="{first_url}">#{first.pk}</a>' in html
+
+    pending = viewer_client.get(reverse("scheduled_tasks:execution_detail", args=[third.pk]))
+    pending_html = pending.content.decode()
+    assert "http-equiv" not in pending_html  # a retry may wait long: no refresh loop
+    assert "Not before" in pending_html
+    # Its not_before (in 2026-01) has passed and no runner holds it: it waits for a free slot.
+    assert "queued: waiting for a free slot" in pending_html
+    single = viewer_client.get(
+        reverse("scheduled_tasks:execution_detail", args=[make_execution(task).pk])
+    )
+    assert single.context["attempts"] == []
+
+
+def test_execution_page_of_a_skipped_slot(viewer_client: Client) -> None:
+    task = make_task(name="late", grace_seconds=60)
+    execution = make_execution(task, status="skipped", trigger="schedule", scheduled_for=T0,
+                               slots_covered=0, slots_skipped=3, finished_at=T0)  # fmt: skip
+    html = viewer_client.get(
+        reverse("scheduled_tasks:execution_detail", args=[execution.pk])
+    ).content.decode()
+    assert "Slots skipped" in html
+    assert "past the grace period" in html
+    assert "Not run: the slot was skipped." in html
+
+
+def test_execution_error_of_a_function_task_points_to_its_parameters(
+    viewer_client: Client,
+) -> None:
+    task = make_task(name="fn", code="", function_name="x.y")
+    execution = make_execution(task, status="failed", error="ValueError: nope")
+    html = viewer_client.get(
+        reverse("scheduled_tasks:execution_detail", args=[execution.pk])
+    ).content.decode()
+    assert "The task runs the registered function <code>x.y</code>" in html
+    assert "Line numbers refer" not in html
+
+
+# --- run now -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_runner(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
+    """A stand-in for the runner, to test the view's handling in isolation."""
+    from scheduled_tasks.views import runs
+
+    class TaskBusy(Exception):
+        pass
+
+    state = types.SimpleNamespace(calls=[], busy=None)
+
+    def run_task_now(task: ScheduledTask, *, now: Any, trigger: str) -> Execution:
+        state.calls.append((task.pk, now, trigger))
+        if state.busy:
+            raise TaskBusy(state.busy)
+        return make_execution(
+            task, status="failed", trigger=trigger, duration_seconds=0.25, error="Line 1: boom"
+        )
+
+    monkeypatch.setattr(runs, "TaskBusy", TaskBusy)
+    monkeypatch.setattr(runs, "run_task_now", run_task_now)
+    return state
+
+
+def test_run_now_reports_a_failed_run_and_shows_it(
+    editor_client: Client, fake_runner: types.SimpleNamespace
+) -> None:
+    task = make_task(name="manual")
+    response = editor_client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
+    execution = Execution.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("scheduled_tasks:execution_detail", args=[execution.pk])
+    assert fake_runner.calls[0][0] == task.pk
+    assert fake_runner.calls[0][2] == "manual"
+    assert message_texts(response) == ["Ran “manual” now: failed in 0.25 s. See the error below."]
+
+
+def test_run_now_on_a_busy_task_says_so(
+    editor_client: Client, fake_runner: types.SimpleNamespace
+) -> None:
+    task = make_task(name="manual")
+    fake_runner.busy = "Task “manual” is already running; try again when it ends."
+    response = editor_client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("scheduled_tasks:task_detail", args=[task.pk])
+    assert message_texts(response) == [fake_runner.busy]
+    assert Execution.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_now_runs_the_snippet_and_records_its_output(client: Client) -> None:
+    client.force_login(make_editor("runner-editor"))
+    task = make_task(name="say hi", code='print("hi")')
+    response = client.post(reverse("scheduled_tasks:task_run", args=[task.pk]), follow=True)
+    execution = Execution.objects.get(task=task)
+    assert execution.status == "completed"
+    assert execution.output == "hi\n"
+    assert execution.trigger == "manual"
+    assert response.redirect_chain[-1][0] == reverse(
+        "scheduled_tasks:execution_detail", args=[execution.pk]
+    )
+    html = response.content.decode()
+    assert "completed" in html
+    assert '<pre class="output" id="execution-output">hi\n</pre>' in html
+    task.refresh_from_db()
+    assert task.last_status == "completed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_now_records_the_snippets_error_with_its_line(client: Client) -> None:
+    client.force_login(make_editor("runner-editor"))
+    task = make_task(name="divide", code="x = 1\ny = 0\nprint(x / y)")
+    response = client.post(reverse("scheduled_tasks:task_run", args=[task.pk]), follow=True)
+    execution = Execution.objects.get(task=task)
+    assert execution.status == "failed"
+    assert "ZeroDivisionError" in execution.error
+    assert "line 3" in execution.error.lower()
+    assert "See the error below." in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_now_refuses_while_a_run_is_in_progress(client: Client) -> None:
+    client.force_login(make_editor("runner-editor"))
+    task = make_task(name="long")
+    now = timezone.now()
+    make_execution(
+        task, status="running", started_at=now, lease_expires_at=now + timedelta(hours=1)
+    )
+    response = client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
+    assert response["Location"] == reverse("scheduled_tasks:task_detail", args=[task.pk])
+    assert "already running" in message_texts(response)[0]
+    assert Execution.objects.filter(task=task).count() == 1

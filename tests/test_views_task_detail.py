@@ -1,0 +1,191 @@
+"""The task page (``views.tasks.task_detail``): code, schedule, settings and upcoming runs,
+the run history with its retries and skipped slots, and query counts that do not grow with
+the history."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from scheduled_tasks.models import Execution
+from tests.factories import T0, make_execution, make_task
+
+pytestmark = pytest.mark.django_db
+
+
+# --- task page -----------------------------------------------------------------------------
+
+
+def test_task_page_shows_code_schedule_and_upcoming_runs(viewer_client: Client) -> None:
+    task = make_task(name="weekly", every=1, unit="weeks", code="a = 1\nprint(a)")
+    response = viewer_client.get(reverse("scheduled_tasks:task_detail", args=[task.pk]))
+    html = response.content.decode()
+    assert "Every week on Monday at 09:00 (UTC)" in html
+    assert '<span class="code-line">print(a)' in html
+    upcoming = response.context["upcoming"]
+    assert len(upcoming) == 5
+    assert all(b - a == timedelta(weeks=1) for a, b in itertools.pairwise(upcoming))
+    assert "This task has not run yet." in html
+
+
+def test_task_page_shows_the_settings(viewer_client: Client) -> None:
+    task = make_task(name="tuned", catch_up="skip", grace_seconds=90, max_instances=3,
+                     max_retries=4, retry_backoff_seconds=30, priority=-2,
+                     time_zone="America/New_York")  # fmt: skip
+    html = viewer_client.get(
+        reverse("scheduled_tasks:task_detail", args=[task.pk])
+    ).content.decode()
+    assert "Skip missed slots, run only the latest; skipped when more than 90 s late" in html
+    assert "at most 3" in html
+    assert "4, first after 30 s, then doubling" in html
+    assert "America/New_York" in html
+    assert " EST)" in html  # upcoming runs also shown in the task's zone
+
+
+def test_a_task_whose_function_was_unregistered_says_so(viewer_client: Client) -> None:
+    task = make_task(name="orphan", code="", function_name="tests.gone", function_params={})
+    html = viewer_client.get(
+        reverse("scheduled_tasks:task_detail", args=[task.pk])
+    ).content.decode()
+    assert "not registered" in html
+    assert "tests.gone" in html
+
+
+def test_task_page_words_depend_on_the_status_constants(editor_client: Client) -> None:
+    """The templates compare with ``Status`` from the context: a missing one would silently
+    make every comparison false."""
+    task = make_task(name="busy", last_status=Execution.Status.RUNNING)
+    make_execution(task, status=Execution.Status.SKIPPED, started_at=None, slots_skipped=2)
+    make_execution(
+        task, status=Execution.Status.PENDING, trigger=Execution.Trigger.RETRY, attempt=2,
+        not_before=T0,
+    )  # fmt: skip
+    html = editor_client.get(reverse("scheduled_tasks:task_detail", args=[task.pk])).content
+    html = html.decode()
+    assert 'title="A run is already in progress"' in html
+    assert '<span class="muted">not run</span>' in html
+    assert '<span class="muted">not before' in html
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+def test_history_is_paginated_newest_first(viewer_client: Client) -> None:
+    task = make_task(name="busy")
+    for n in range(30):
+        make_execution(task, created_at=T0 + timedelta(minutes=n), output=f"run {n}\n")
+    url = reverse("scheduled_tasks:task_detail", args=[task.pk])
+    first = viewer_client.get(url)
+    second = viewer_client.get(url, {"page": 2})
+    first_page = list(first.context["page"])
+    second_page = list(second.context["page"])
+    assert len(first_page) == 25
+    assert len(second_page) == 5
+    assert first_page[0].output_head == "run 29\n"
+    assert second_page[-1].output_head == "run 0\n"
+    assert "Page 1 of 2" in first.content.decode()
+    assert viewer_client.get(url, {"page": "junk"}).status_code == 200
+
+
+def test_history_rows_show_status_duration_trigger_and_truncation(viewer_client: Client) -> None:
+    task = make_task(name="rows")
+    make_execution(
+        task,
+        status="timeout",
+        trigger="schedule",
+        scheduled_for=T0,
+        started_at=T0,
+        duration_seconds=10.004,
+        slots_covered=3,
+        output="partial",
+        output_truncated=True,
+        error="Timed out after 10 s",
+    )
+    html = viewer_client.get(
+        reverse("scheduled_tasks:task_detail", args=[task.pk])
+    ).content.decode()
+    assert 'class="badge badge-timeout">Timed out<' in html
+    assert "10.00 s" in html
+    assert "Schedule" in html
+    assert "covers 3 slots" in html
+    assert "truncated" in html
+    assert "Timed out after 10 s" in html
+
+
+def test_history_filters_by_status(viewer_client: Client) -> None:
+    task = make_task(name="mixed")
+    make_execution(task, status="completed")
+    make_execution(task, status="failed")
+    make_execution(task, status="failed")
+    url = reverse("scheduled_tasks:task_detail", args=[task.pk])
+    response = viewer_client.get(url, {"status": "failed"})
+    assert [e.status for e in response.context["page"]] == ["failed", "failed"]
+    assert response.context["total_runs"] == 3
+    assert viewer_client.get(url, {"status": "nonsense"}).context["page"].paginator.count == 3
+
+
+def test_history_shows_retries_and_skipped_slots(viewer_client: Client) -> None:
+    task = make_task(name="flaky", max_retries=2)
+    first = make_execution(task, status="failed", trigger="schedule", scheduled_for=T0,
+                           started_at=T0, created_at=T0)  # fmt: skip
+    second = make_execution(task, status="failed", trigger="retry", attempt=2, retry_of=first,
+                            started_at=T0 + timedelta(minutes=1),
+                            created_at=T0 + timedelta(minutes=1))  # fmt: skip
+    pending = make_execution(task, status="pending", trigger="retry", attempt=3, retry_of=first,
+                             not_before=T0 + timedelta(minutes=3),
+                             created_at=T0 + timedelta(minutes=2))  # fmt: skip
+    make_execution(task, status="skipped", trigger="schedule", scheduled_for=T0 + timedelta(hours=5),
+                   slots_covered=0, slots_skipped=4, created_at=T0 + timedelta(hours=5))  # fmt: skip
+    response = viewer_client.get(reverse("scheduled_tasks:task_detail", args=[task.pk]))
+    html = response.content.decode()
+    first_url = reverse("scheduled_tasks:execution_detail", args=[first.pk])
+    assert f'attempt 2, retry of <a href="{first_url}">#{first.pk}</a>' in html
+    assert f'attempt 3, retry of <a href="{first_url}">#{first.pk}</a>' in html
+    assert 'class="badge badge-skipped">Skipped<' in html
+    assert "skipped 4 slots" in html
+    assert "not before" in html
+    assert "Pending retries" in html
+    assert [r.pk for r in response.context["pending_retries"]] == [pending.pk]
+    assert second.pk != pending.pk
+
+
+# --- query counts --------------------------------------------------------------------------
+
+
+def test_task_page_query_count_does_not_grow_with_history(
+    viewer_client: Client,
+) -> None:
+    task = make_task(name="history")
+    make_execution(task)
+    url = reverse("scheduled_tasks:task_detail", args=[task.pk])
+    with CaptureQueriesContext(connection) as small:
+        viewer_client.get(url)
+    for _ in range(40):
+        make_execution(task)
+    with CaptureQueriesContext(connection) as large:
+        viewer_client.get(url)
+    assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_task_page_query_count_is_the_same_for_a_function_task_with_retries(
+    viewer_client: Client,
+) -> None:
+    plain = make_task(name="plain")
+    make_execution(plain)
+    fn = make_task(name="fn", code="", function_name="x.y", schedule_kind="cron",
+                   cron_expression="0 9 * * *")  # fmt: skip
+    first = make_execution(fn, status="failed")
+    for attempt in range(2, 6):
+        make_execution(fn, status="pending", trigger="retry", attempt=attempt, retry_of=first,
+                       not_before=T0)  # fmt: skip
+    with CaptureQueriesContext(connection) as small:
+        viewer_client.get(reverse("scheduled_tasks:task_detail", args=[plain.pk]))
+    with CaptureQueriesContext(connection) as large:
+        viewer_client.get(reverse("scheduled_tasks:task_detail", args=[fn.pk]))
+    assert len(large.captured_queries) == len(small.captured_queries)
