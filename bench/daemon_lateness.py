@@ -129,7 +129,9 @@ def main() -> None:
     lines = [
         f"`run_scheduled_tasks --daemon` (default interval 10 s), {TASKS} tasks due at random "
         f"moments over ~60 s, {LATE_CREATED} of them created while the daemon slept; lateness = "
-        f"`started_at - scheduled_for`. {machine()}, {date.today().isoformat()}. "
+        "`started_at - scheduled_for`, where `started_at` is the moment the snippet's code "
+        "began (the fork and the confinement of a fresh child, or the job sent to a spare, "
+        f"come before it). {machine()}, {date.today().isoformat()}. "
         "Command: `python bench/daemon_lateness.py`.",
         "",
         "| database | runs | p50 | p99 | max |",

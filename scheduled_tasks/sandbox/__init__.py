@@ -142,13 +142,10 @@ def run_snippet(
 
 
 def _follow(run: SandboxRun, heartbeat: Heartbeat, cancel: Cancel) -> SnippetResult:
-    from scheduled_tasks.sandbox import spares
     from scheduled_tasks.sandbox.childrun import Watch, follow
 
     follow(run.child, Watch(heartbeat, conf.get("LEASE_SECONDS") / 3, cancel))
-    result = run.result()
-    spares.replenish()  # the next run's spare, if this thread keeps spares
-    return result
+    return run.result()
 
 
 def end_orphaned_session(outcome: Any) -> None:
