@@ -42,6 +42,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def warm_run(code: str, **options):
+    """A snippet run as the daemon does it: then, with nothing else to do, the next spare."""
+    result = run_snippet(code, **options)
+    spares.replenish()
+    return result
+
+
 def the_spare() -> int:
     (pid,) = spares.live_pids()
     return pid
@@ -90,8 +97,8 @@ def test_snippets_run_alike_in_a_spare_and_in_a_fresh_child():
     code = "x = 1\nprint('hi', x)\nlogger.info('noted')\ny = x / 0\n"
     cold = run_snippet(code, timeout=10)
     with spares.kept_warm():
-        run_snippet("pass", timeout=10)
-        warm = run_snippet(code, timeout=10)
+        warm_run("pass", timeout=10)
+        warm = warm_run(code, timeout=10)
     for result in (cold, warm):
         assert result.status == "failed"
         assert "Line 4" in result.error and "ZeroDivisionError" in result.error
@@ -115,10 +122,10 @@ def test_an_escaped_snippet_finds_every_layer_closed_in_a_spare(django_user_mode
 
 def test_the_runs_limits_reach_the_spare():
     with spares.kept_warm():
-        run_snippet("pass", timeout=10)
-        timed = run_snippet("while True:\n    pass\n", timeout=1)
-        run_snippet("pass", timeout=10)
-        big = run_snippet("x = 'a' * (600 * 1024 * 1024)\n", timeout=10)
+        warm_run("pass", timeout=10)
+        timed = warm_run("while True:\n    pass\n", timeout=1)
+        warm_run("pass", timeout=10)
+        big = warm_run("x = 'a' * (600 * 1024 * 1024)\n", timeout=10)
     assert timed.status == "timeout"
     assert 1 <= timed.duration < 5  # counted from the job, not from the spare's fork
     assert big.status == "failed" and "memory limit exceeded" in big.error
@@ -126,21 +133,21 @@ def test_the_runs_limits_reach_the_spare():
 
 def test_changed_settings_send_the_old_spare_away():
     with spares.kept_warm():
-        run_snippet("pass", timeout=10)
+        warm_run("pass", timeout=10)
         old = the_spare()
         config = {**settings.SCHEDULED_TASKS, "MAX_OUTPUT_BYTES": 10}
         with override_settings(SCHEDULED_TASKS=config):
-            result = run_snippet("print('x' * 100)", timeout=10)
+            result = warm_run("print('x' * 100)", timeout=10)
         assert not _alive(old)
     assert result.output == "x" * 10 and result.output_truncated
 
 
 def test_an_old_spare_is_replaced(monkeypatch):
     with spares.kept_warm():
-        run_snippet("pass", timeout=10)
+        warm_run("pass", timeout=10)
         old = the_spare()
         monkeypatch.setattr(spares, "MAX_AGE_SECONDS", 0.0)
-        assert run_snippet("print(2)", timeout=10).output == "2\n"
+        assert warm_run("print(2)", timeout=10).output == "2\n"
         assert not _alive(old)
 
 
@@ -187,7 +194,7 @@ def test_a_snippet_that_fakes_the_stale_exit_is_not_run_again(tmp_path):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL sessions")
 def test_a_spare_whose_database_session_was_ended_hands_its_job_over(caplog):
     with spares.kept_warm():
-        run_snippet("pass", timeout=10)
+        warm_run("pass", timeout=10)
         spare = the_spare()
         role = settings.SANDBOX_TEST_ROLE
         ended: list = []
@@ -203,7 +210,7 @@ def test_a_spare_whose_database_session_was_ended_hands_its_job_over(caplog):
             time.sleep(0.01)
         assert ended == [(True,)]  # the spare's session, the only one of the sandbox role
         with caplog.at_level("INFO", logger="scheduled_tasks.sandbox"):
-            result = run_snippet("print(Ticket.objects.count())", timeout=10)
+            result = warm_run("print(Ticket.objects.count())", timeout=10)
         assert not _alive(spare)
     assert f"spare sandbox child {spare} could not take its job" in caplog.text
     assert result.status == "completed", result.error
@@ -212,12 +219,12 @@ def test_a_spare_whose_database_session_was_ended_hands_its_job_over(caplog):
 
 def test_discard_all_ends_every_spare():
     with spares.kept_warm():
-        run_snippet("pass", timeout=10)
+        warm_run("pass", timeout=10)
         spare = the_spare()
         spares.discard_all()
         assert spares.live_pids() == []
         assert not _alive(spare)
-        assert run_snippet("print(3)", timeout=10).output == "3\n"
+        assert warm_run("print(3)", timeout=10).output == "3\n"
 
 
 # -- the G frame -----------------------------------------------------------------------------
