@@ -257,3 +257,20 @@ def test_the_job_start_frame_is_accepted_first_or_after_the_backend(sends):
 def test_a_job_start_frame_anywhere_else_is_refused(sends):
     with pytest.raises(ProtocolError):
         Reader(1000).feed(frames(*sends))
+
+
+def test_spares_sent_away_by_another_thread_are_skipped_not_used_or_closed_twice():
+    import threading
+
+    with spares.kept_warm():
+        warm_run("pass", timeout=10)
+        spare = the_spare()
+        # At exit, discard_all runs in the main thread while a scheduler thread still lists
+        # its spares: that thread must neither use nor close them again.
+        other = threading.Thread(target=spares.discard_all)
+        other.start()
+        other.join()
+        assert not _alive(spare)
+        result = warm_run("print(4)", timeout=10)
+        assert result.output == "4\n" and result.status == "completed"
+    assert spares.live_pids() == []

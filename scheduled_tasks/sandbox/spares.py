@@ -106,9 +106,8 @@ def start(
     def fresh() -> tuple[int, int]:
         return fork_child(limits, target, prepare)
 
-    spare = _take(key)
+    spare = _take(key)  # ours alone from here on: a running child, ended by its ChildRun
     if spare is not None:
-        _forget(spare)  # a running child from here on, ended by its ChildRun
         try:
             _send(spare.job_fd, pickle.dumps((limits, target)))
         except OSError:  # it died waiting (killed from outside): nothing of the run started
@@ -171,24 +170,26 @@ def _spares() -> list[Spare]:
 
 
 def _take(key: Hashable) -> Spare | None:
-    """One of this thread's spares that may run under ``key``; those that may not (other
-    settings, too old, discarded) are sent away."""
+    """One of this thread's spares that may run under ``key``, taken out of the live ones (no
+    other thread may send it away any more); those that may not (other settings, too old)
+    are sent away, those already sent away (by :func:`discard_all`) skipped."""
     spares = _spares()
     while spares:
         spare = spares.pop(0)
-        with _lock:
-            if spare.pid not in _live:  # discarded meanwhile (discard_all from another thread)
-                continue
+        if not _own(spare):
+            continue
         if spare.key != key or time.monotonic() - spare.born > MAX_AGE_SECONDS:
-            discard(spare)
+            _dismiss(spare)
             continue
         return spare
     return None
 
 
-def _forget(spare: Spare) -> None:
+def _own(spare: Spare) -> bool:
+    """Take ``spare`` out of the live ones: True for the one caller that does (it alone may
+    then use or close its descriptors)."""
     with _lock:
-        _live.pop(spare.pid, None)
+        return _live.pop(spare.pid, None) is not None
 
 
 def _send(fd: int, data: bytes) -> None:
@@ -206,8 +207,14 @@ def _end(spare: Spare) -> None:
 
 
 def discard(spare: Spare) -> None:
-    """Send a spare away unused: it closes its database session and exits (then is reaped)."""
-    _forget(spare)
+    """Send a spare away unused, unless it was taken or sent away already."""
+    if _own(spare):
+        _dismiss(spare)
+
+
+def _dismiss(spare: Spare) -> None:
+    """Send away a spare the caller owns: it closes its database session and exits (then is
+    reaped)."""
     os.close(spare.job_fd)  # an empty job: the spare exits by itself
     try:
         if spare.pidfd is not None:
@@ -223,9 +230,10 @@ def discard_all() -> None:
     _local.spares = []
     with _lock:
         spares = list(_live.values())
+        _live.clear()  # ours now: a thread still holding one in its list skips it
     for spare in spares:
         with contextlib.suppress(OSError):
-            discard(spare)
+            _dismiss(spare)
 
 
 def live_pids() -> list[int]:
