@@ -17,7 +17,7 @@ from scheduled_tasks import services
 from scheduled_tasks.choices import status_label
 from scheduled_tasks.form_fields import next_whole_minute
 from scheduled_tasks.forms import ScheduledTaskForm
-from scheduled_tasks.models import RUN_SETTINGS, Execution, ScheduledTask
+from scheduled_tasks.models import RUN_SETTINGS, Execution, ExecutionLogLine, ScheduledTask
 from scheduled_tasks.schedules import kinds
 
 RECENT_EXECUTIONS = 10
@@ -233,8 +233,39 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
         self._set_active(request, queryset, False)
 
 
+class LogLineInline(admin.TabularInline):
+    """A run's log lines, read-only under the execution."""
+
+    model = ExecutionLogLine
+    fields = ["seq", "at", "level_name", "message"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+
+    @admin.display(description="level")
+    def level_name(self, obj: ExecutionLogLine) -> str:
+        """The level's name (INFO, WARNING, ...)."""
+        return obj.level_name
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whoever may see the execution sees its lines."""
+        return request.user.has_perm("scheduled_tasks.view_execution")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Execution)
 class ExecutionAdmin(admin.ModelAdmin):
+    inlines = [LogLineInline]
     list_display = [
         "__str__",
         "task",

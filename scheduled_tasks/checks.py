@@ -9,6 +9,7 @@ from scheduled_tasks import conf
 _POSITIVE_INTS = [
     "DEFAULT_TIMEOUT_SECONDS",
     "MAX_OUTPUT_BYTES",
+    "MAX_LOG_LINES",
     "MAX_MEMORY_MB",
     "MAX_CODE_BYTES",
     "LEASE_SECONDS",

@@ -15,6 +15,9 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_TIMEOUT_SECONDS": 60,
     # Captured print/logger output kept per execution; the rest is dropped and flagged.
     "MAX_OUTPUT_BYTES": 65536,
+    # Log lines kept in the database per execution (each cut at 2000 characters); past them one
+    # marker line says the rest was not stored (the log file still gets every line).
+    "MAX_LOG_LINES": 1000,
     # Address-space limit of the process a snippet runs in.
     "MAX_MEMORY_MB": 256,
     # Largest snippet accepted by forms, import and the API.

@@ -370,6 +370,47 @@ class Execution(models.Model):
         return f"{self.task} #{self.pk} ({self.status})"
 
 
+class ExecutionLogLine(models.Model):
+    """One line a run wrote through ``logger`` (a snippet) or logging (a registered function),
+    kept with the run while it goes on; bounded per run (``SCHEDULED_TASKS["MAX_LOG_LINES"]``)."""
+
+    execution = models.ForeignKey(
+        Execution,
+        on_delete=models.CASCADE,
+        related_name="log_lines",
+        db_index=False,  # the (execution, seq) index serves lookups by execution
+        verbose_name="execution",
+        help_text="The run that wrote the line.",
+    )
+    seq = models.PositiveIntegerField(
+        "sequence", help_text="The line's place in its run's log, from 1."
+    )
+    at = models.DateTimeField("at", help_text="When the runner received the line.")
+    level = models.PositiveSmallIntegerField(
+        "level",
+        validators=[MinValueValidator(10), MaxValueValidator(50)],
+        help_text="The logging level: 10 debug, 20 info, 30 warning, 40 error, 50 critical.",
+    )
+    message = models.TextField(
+        "message", help_text="What was logged; a very long line is cut, marked with “…”."
+    )
+
+    class Meta:
+        verbose_name = "log line"
+        ordering = ["seq"]
+        indexes = [models.Index(fields=["execution", "seq"], name="sched_logline_exec_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.level_name} {self.message[:80]}"
+
+    @property
+    def level_name(self) -> str:
+        """DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+        import logging
+
+        return logging.getLevelName(self.level)
+
+
 class SchedulerLease(models.Model):
     """A named lease held by one process at a time (the embedded scheduler's leader lock).
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from scheduled_tasks import claims, conf, leases
+from scheduled_tasks import claims, conf, leases, loglines
 from scheduled_tasks.models import Execution
 from scheduled_tasks.sandbox import (
     SandboxRun,
@@ -42,7 +42,7 @@ POLL_SECONDS = 0.5
 class _Running:
     claim: claims.Claim
     run: SandboxRun
-    lost: bool = False
+    lines: loglines.LogLines | None = None
 
 
 @dataclass
@@ -51,7 +51,6 @@ class Pool:
     ``wait`` returns the executions that ended (recorded, retries scheduled)."""
 
     size: int
-    runner: str
     clock: Clock
     snippet_executor: Executor = run_snippet
     function_executor: Executor = run_function
@@ -91,20 +90,23 @@ class Pool:
             )
             return
         options = runner.begin_run(claim, self.on_start)
+        lines = loglines.LogLines(claim.execution.pk, self.clock)
         task = claim.task
         try:
             if task.runs_function:
                 params = dict(task.function_params or {})
-                run = start_function(task.function_name, params, now=self.clock(), **options)
+                run = start_function(
+                    task.function_name, params, now=self.clock(), on_log=lines.add, **options
+                )
             else:
-                run = start_snippet(task.code, **options)
+                run = start_snippet(task.code, on_log=lines.add, **options)
         except Exception as exc:  # the sandbox itself failed (e.g. fork refused): record
             result = runner.could_not_start(claim.execution, exc)
             self._ended.append(runner.finish_run(claim, result, self.clock(), self.on_finish))
             return
         if not self._running:
             self._next_beat = time.monotonic() + conf.get("LEASE_SECONDS") / 3
-        self._running.append(_Running(claim, run))
+        self._running.append(_Running(claim, run, lines))
 
     def wait(self, timeout: float) -> list[Execution]:
         """Follow the runs for up to ``timeout`` seconds, or until one ends; return (and
@@ -123,6 +125,9 @@ class Pool:
             for item in list(self._running):
                 if item.run.advance(ready, now):
                     self._record(item)
+            # What the runs still going logged meanwhile: one write (each run's lines at most
+            # every STORE_EVERY_SECONDS), so a page can show them before the runs end.
+            loglines.store(item.lines for item in self._running)
             if time.monotonic() >= end:
                 break
         ended, self._ended = self._ended, []
@@ -135,19 +140,27 @@ class Pool:
             spares.replenish()
 
     def abandon_all(self, reason: str) -> list[Execution]:
-        """Kill every run (the shutdown timeout passed): each is recorded ``abandoned`` with
-        ``reason``, so its retries follow the task's policy."""
+        """Kill every run now (the shutdown timeout passed, the tick failed): each is recorded
+        ``abandoned`` with ``reason``, so its retries follow the task's policy. A run that
+        cannot be recorded (the database is gone) is left to the lease reaper."""
         from scheduled_tasks import runner
 
         for item in list(self._running):
-            item.run.cancel(reason)
-            item.run.result()  # the child's tree is ended, its session too
             self._running.remove(item)
-            started = item.run.started
-            result = SnippetResult(
-                Execution.Status.ABANDONED, "", reason, time.monotonic() - started
-            )
-            self._ended.append(runner.finish_run(item.claim, result, self.clock(), self.on_finish))
+            item.run.cancel(reason)  # the child's tree is ended here, whatever follows
+            try:
+                item.run.result()  # its database session too
+                loglines.store([item.lines], everything=True)
+                duration = time.monotonic() - item.run.started
+                result = SnippetResult(Execution.Status.ABANDONED, "", reason, duration)
+                self._ended.append(
+                    runner.finish_run(item.claim, result, self.clock(), self.on_finish)
+                )
+            except Exception:
+                log.exception(
+                    "execution %s could not be recorded abandoned; its lease will expire",
+                    item.claim.execution.pk,
+                )
         ended, self._ended = self._ended, []
         return ended
 
@@ -156,6 +169,8 @@ class Pool:
 
         self._running.remove(item)
         result = item.run.result()
+        # The lines first: a page that shows the run ended shows all of them.
+        loglines.store([item.lines], everything=True)
         self._ended.append(runner.finish_run(item.claim, result, self.clock(), self.on_finish))
 
     def _heartbeat(self, now: float) -> None:

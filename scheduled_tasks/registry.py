@@ -72,9 +72,17 @@ class JobContext:
         self._write(sep.join(str(o) for o in objects) + end)
 
     def log(self, message: str, *args: Any, level: int = logging.INFO) -> None:
+        """A line into the run's output and its log (the log file and the execution's log
+        lines, like a snippet's ``logger``)."""
+        from scheduled_tasks.sandbox.protocol import active_channel
+
         text = message % args if args else message
         self._write(f"[{logging.getLevelName(level)}] {text}\n")
-        self._logger.log(level, text)
+        channel = active_channel()
+        if channel is not None:  # in a run's child: straight to the parent, as a snippet's
+            channel.log(level, text)
+        else:
+            self._logger.log(level, text)
 
 
 def register(

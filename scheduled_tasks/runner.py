@@ -17,7 +17,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from scheduled_tasks import claims, conf, leases, records, retries, schedules, services
+from scheduled_tasks import claims, conf, leases, loglines, records, retries, schedules, services
 from scheduled_tasks.claims import TaskBusy
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.pool import POLL_SECONDS, Pool
@@ -81,7 +81,8 @@ def run_claim(
     """Execute a claimed run in the sandbox (here, to its end), record it, schedule its retry
     if it failed."""
     execution, task = claim.execution, claim.task
-    options = begin_run(claim, on_start)
+    lines = loglines.LogLines(execution.pk, clock)
+    options = {**begin_run(claim, on_start), "on_log": lines.add}
     lost = False
 
     def heartbeat() -> None:
@@ -93,8 +94,10 @@ def run_claim(
         leases.renew_leases(execution.runner, moment)  # the claimed runs waiting behind it
 
     def cancel() -> str | None:
-        # Another runner reaped this run (we were frozen past the lease): stop it, so the
-        # retry the reaper scheduled is the only one doing the work.
+        # Asked on every look at the run: the lines it logged meanwhile are stored (at most
+        # every STORE_EVERY_SECONDS). Another runner reaped this run (we were frozen past the
+        # lease): stop it, so the retry the reaper scheduled is the only one doing the work.
+        loglines.store([lines])
         return LOST_LEASE if lost else None
 
     try:
@@ -111,6 +114,8 @@ def run_claim(
             result = snippet_executor(task.code, heartbeat=heartbeat, cancel=cancel, **options)
     except Exception as exc:  # the sandbox itself failed (e.g. fork refused): record, go on
         result = could_not_start(execution, exc)
+    # The lines first: a page that shows the run ended shows all of them.
+    loglines.store([lines], everything=True)
     return finish_run(claim, result, clock(), on_finish)
 
 
@@ -228,7 +233,6 @@ def tick(
         return TickReport()  # the idle tick: one indexed statement
     pool = Pool(
         conf.concurrency(concurrency),
-        runner,
         clock,
         snippet_executor,
         function_executor,
@@ -238,23 +242,30 @@ def tick(
     report = TickReport(abandoned=leases.reap_abandoned(now))
     work = deque(_due_work(now))
     look_again = time.monotonic() + LOOK_AGAIN_SECONDS
-    while True:
-        reason = forced()
-        if reason:
-            report.executions += pool.abandon_all(reason)
-            break
-        _fill(pool, work, report, clock, runner, should_stop)
-        waiting = bool(pool.busy and pool.free and not work and not should_stop())
-        timeout = 0.0
-        if pool.busy:
-            timeout = POLL_SECONDS
-            if waiting:
-                timeout = min(timeout, max(look_again - time.monotonic(), 0.0))
-        report.executions += pool.wait(timeout)
-        if not pool.busy and (not work or should_stop()):
-            break
-        if waiting and time.monotonic() >= look_again:
-            look_again = time.monotonic() + _look_for_work(work, clock())
+    try:
+        while True:
+            reason = forced()
+            if reason:
+                report.executions += pool.abandon_all(reason)
+                break
+            _fill(pool, work, report, clock, runner, should_stop)
+            waiting = bool(pool.busy and pool.free and not work and not should_stop())
+            timeout = 0.0
+            if pool.busy:
+                timeout = POLL_SECONDS
+                if waiting:
+                    timeout = min(timeout, max(look_again - time.monotonic(), 0.0))
+            report.executions += pool.wait(timeout)
+            if not pool.busy and (not work or should_stop()):
+                break
+            if waiting and time.monotonic() >= look_again:
+                look_again = time.monotonic() + _look_for_work(work, clock())
+    except BaseException as exc:
+        # A failing tick (the database gone, a bug) leaves no child running unseen: each is
+        # killed and, where the database lets us, recorded abandoned (else the lease reaper
+        # records it once the lease expires); then the error goes on to the caller.
+        pool.abandon_all(f"The runner's tick failed ({type(exc).__name__}): the run was killed.")
+        raise
     pool.idle()
     return report
 

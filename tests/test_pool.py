@@ -164,3 +164,31 @@ def test_a_warm_pool_keeps_a_spare_per_slot_between_ticks():
         assert [e.status for e in report.executions] == ["completed", "completed"]
         assert not ready & set(spares.live_pids())  # both were used, new ones wait
     assert spares.live_pids() == []
+
+
+def test_a_failing_tick_leaves_no_child_running_unseen(monkeypatch):
+    from django.db import DatabaseError
+
+    from scheduled_tasks.sandbox import proctree
+
+    due_task("quick", "print('quick')")
+    due_task("endless", "while True:\n    pass\n")
+    real_finish = runner.finish_run
+    calls = []
+
+    def finish_fails_once(claim, result, finished_at, on_finish=None):
+        calls.append(claim.task.name)
+        if len(calls) == 1:
+            raise DatabaseError("the database went away")
+        return real_finish(claim, result, finished_at, on_finish)
+
+    monkeypatch.setattr(runner, "finish_run", finish_fails_once)
+    with pytest.raises(DatabaseError):
+        runner.tick(timezone.now(), concurrency=2)
+    assert calls[0] == "quick"
+    assert not proctree.CHILDREN  # the endless run's child was killed and reaped
+    endless = Execution.objects.get(task__name="endless")
+    assert endless.status == Execution.Status.ABANDONED
+    assert "tick failed (DatabaseError)" in endless.error
+    # The run whose result could not be written keeps its lease: the reaper takes it later.
+    assert Execution.objects.get(task__name="quick").status == Execution.Status.RUNNING

@@ -287,7 +287,9 @@ WRITE_METHODS = frozenset({
     "save", "delete", "update", "create", "get_or_create", "update_or_create", "bulk_create",
     "bulk_update", "save_model", "delete_model", "delete_queryset", "save_base",
 })  # fmt: skip
-OTHER_MODELS = frozenset({"Execution", "SchedulerLease", "User", "Ticket", "Company", "Contact"})
+OTHER_MODELS = frozenset(
+    {"Execution", "ExecutionLogLine", "SchedulerLease", "User", "Ticket", "Company", "Contact"}
+)
 
 
 def _project_modules() -> Iterator[tuple[str, ast.Module]]:

@@ -31,6 +31,25 @@ __all__ = [
 
 Heartbeat = Callable[[], object] | None
 Cancel = Callable[[], str | None] | None
+# Called in this process with each line the run logs (level, text), besides the log file.
+LogSink = Callable[[int, str], None] | None
+
+
+def _log_sink(label: str, execution_id: int | None, on_log: LogSink) -> Callable[[int, str], None]:
+    """The run's lines to the log file (``scheduled_tasks.snippet.<label>``), and to ``on_log``."""
+    from scheduled_tasks.sandbox.snippet_logger import log_writer
+
+    write = log_writer(label, execution_id)
+    if on_log is None:
+        return write
+
+    def both(level: int, text: str) -> None:
+        try:
+            write(level, text)
+        finally:
+            on_log(level, text)
+
+    return both
 
 
 def _limits(timeout: float | None) -> Any:
@@ -100,6 +119,7 @@ def start_snippet(
     timeout: float | None = None,
     label: str = "snippet",
     execution_id: int | None = None,
+    on_log: LogSink = None,
 ) -> SandboxRun:
     """Start ``code`` in a sandbox child (a spare where this thread keeps them) and return at
     once; see :func:`run_snippet` for the arguments."""
@@ -110,13 +130,13 @@ def start_snippet(
         prepare_in_parent,
     )
     from scheduled_tasks.sandbox.execute import SnippetJob
-    from scheduled_tasks.sandbox.snippet_logger import log_writer
 
     announce_layers()
     limits = _limits(timeout)
     prepare_in_parent(code)
     job = SnippetJob.of(code, label)
-    child = spares.start(job, limits, confine_snippet_process, log_writer(label, execution_id))
+    sink = _log_sink(label, execution_id, on_log)
+    child = spares.start(job, limits, confine_snippet_process, sink)
     return SandboxRun(child, snippet=True)
 
 
@@ -128,6 +148,7 @@ def run_snippet(
     heartbeat: Heartbeat = None,
     cancel: Cancel = None,
     execution_id: int | None = None,
+    on_log: LogSink = None,
 ) -> SnippetResult:
     """Run ``code`` in a sandbox child process and return what happened.
 
@@ -135,9 +156,13 @@ def run_snippet(
     ``label`` names the snippet's logger (``scheduled_tasks.snippet.<label>``); its lines
     carry ``label`` and ``execution_id`` in a fixed prefix;
     ``heartbeat`` is called in this process every few seconds while the snippet runs;
-    ``cancel`` is asked as often, and a reason it returns stops the run.
+    ``cancel`` is asked as often as the run is looked at (at least every half second), and a
+    reason it returns stops the run; ``on_log(level, text)`` gets each line the run logs,
+    besides the log file.
     """
-    run = start_snippet(code, timeout=timeout, label=label, execution_id=execution_id)
+    run = start_snippet(
+        code, timeout=timeout, label=label, execution_id=execution_id, on_log=on_log
+    )
     return _follow(run, heartbeat, cancel)
 
 
@@ -164,6 +189,7 @@ def start_function(
     timeout: float | None = None,
     label: str = "job",
     execution_id: int | None = None,
+    on_log: LogSink = None,
 ) -> SandboxRun:
     """Start the registered function ``name(ctx, **params)`` in an isolated child process
     (not confined: registered functions are trusted code) and return at once."""
@@ -172,14 +198,13 @@ def start_function(
     from scheduled_tasks.sandbox.childrun import ChildRun
     from scheduled_tasks.sandbox.execute import execute_function
     from scheduled_tasks.sandbox.isolation import fork_child
-    from scheduled_tasks.sandbox.snippet_logger import log_writer
 
     limits = _limits(timeout)
     started = time.monotonic()
     pid, read_fd = fork_child(
         limits, lambda channel: execute_function(name, params, now, channel, label), None
     )
-    child = ChildRun(pid, read_fd, started, limits, log_writer(label, execution_id))
+    child = ChildRun(pid, read_fd, started, limits, _log_sink(label, execution_id, on_log))
     return SandboxRun(child, snippet=False)
 
 
@@ -193,9 +218,17 @@ def run_function(
     heartbeat: Heartbeat = None,
     cancel: Cancel = None,
     execution_id: int | None = None,
+    on_log: LogSink = None,
 ) -> SnippetResult:
-    """Run the registered function ``name(ctx, **params)`` in an isolated child process."""
+    """Run the registered function ``name(ctx, **params)`` in an isolated child process (see
+    :func:`run_snippet` for the options)."""
     run = start_function(
-        name, params, now=now, timeout=timeout, label=label, execution_id=execution_id
+        name,
+        params,
+        now=now,
+        timeout=timeout,
+        label=label,
+        execution_id=execution_id,
+        on_log=on_log,
     )
     return _follow(run, heartbeat, cancel)

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from scheduled_tasks import records, services
+from scheduled_tasks import loglines, records, services
 from scheduled_tasks.choices import status_label
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.queue_state import execution_queue_state
@@ -114,12 +114,15 @@ def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .only("pk", "status", "attempt", "not_before", "started_at", "task_id")
         .order_by("attempt", "pk")
     )
+    log_lines = list(execution.log_lines.all())
     now = timezone.now()
     return render(
         request,
         "scheduled_tasks/execution_detail.html",
         {
             "execution": execution,
+            "log_lines": log_lines,
+            "log_lines_cut": loglines.cut_short(log_lines),
             "queue_state": execution_queue_state(execution, now),
             "now": now,
             "task": execution.task,
