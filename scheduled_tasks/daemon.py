@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from scheduled_tasks import claims, conf, leases, runner
 from scheduled_tasks.models import Execution
+from scheduled_tasks.pool import follows_children
 from scheduled_tasks.sandbox import SnippetResult, run_function, run_snippet, spares
 
 __all__ = [
@@ -188,7 +189,7 @@ class Scheduler:
         self._monotonic = monotonic
         self._tick = tick
         self._next_due_at = next_due_at
-        if snippet_executor is run_snippet and function_executor is run_function:
+        if follows_children(snippet_executor, function_executor):
             # The real sandbox: the tick's pool follows its children and kills them itself
             # when the shutdown timeout passes (see ``forced``).
             self._snippet_executor, self._function_executor = run_snippet, run_function

@@ -38,6 +38,12 @@ Executor = Callable[..., SnippetResult]
 POLL_SECONDS = 0.5
 
 
+def follows_children(snippet_executor: Executor, function_executor: Executor) -> bool:
+    """Whether these executors are the real sandbox, whose children a pool follows itself
+    (any other executor runs to the end when called)."""
+    return snippet_executor is run_snippet and function_executor is run_function
+
+
 @dataclass
 class _Running:
     claim: claims.Claim
@@ -63,7 +69,7 @@ class Pool:
     @property
     def concurrent(self) -> bool:
         """Whether runs go on side by side (the real sandbox), or run to the end in start."""
-        return self.snippet_executor is run_snippet and self.function_executor is run_function
+        return follows_children(self.snippet_executor, self.function_executor)
 
     @property
     def free(self) -> int:
@@ -91,15 +97,10 @@ class Pool:
             return
         options = runner.begin_run(claim, self.on_start)
         lines = loglines.LogLines(claim.execution.pk, self.clock)
-        task = claim.task
         try:
-            if task.runs_function:
-                params = dict(task.function_params or {})
-                run = start_function(
-                    task.function_name, params, now=self.clock(), on_log=lines.add, **options
-                )
-            else:
-                run = start_snippet(task.code, on_log=lines.add, **options)
+            run = runner.call_sandbox(
+                claim.task, start_snippet, start_function, self.clock(), on_log=lines.add, **options
+            )
         except Exception as exc:  # the sandbox itself failed (e.g. fork refused): record
             result = runner.could_not_start(claim.execution, exc)
             self._ended.append(runner.finish_run(claim, result, self.clock(), self.on_finish))

@@ -101,22 +101,34 @@ def run_claim(
         return LOST_LEASE if lost else None
 
     try:
-        if task.runs_function:
-            result = function_executor(
-                task.function_name,
-                dict(task.function_params or {}),
-                now=clock(),
-                heartbeat=heartbeat,
-                cancel=cancel,
-                **options,
-            )
-        else:
-            result = snippet_executor(task.code, heartbeat=heartbeat, cancel=cancel, **options)
+        result = call_sandbox(
+            task,
+            snippet_executor,
+            function_executor,
+            clock(),
+            heartbeat=heartbeat,
+            cancel=cancel,
+            **options,
+        )
     except Exception as exc:  # the sandbox itself failed (e.g. fork refused): record, go on
         result = could_not_start(execution, exc)
     # The lines first: a page that shows the run ended shows all of them.
     loglines.store([lines], everything=True)
     return finish_run(claim, result, clock(), on_finish)
+
+
+def call_sandbox(
+    task: ScheduledTask,
+    snippet: Callable[..., Any],
+    function: Callable[..., Any],
+    now: datetime,
+    **options: Any,
+) -> Any:
+    """Hand a task's run to ``snippet(code, ...)`` or, for a registered function,
+    ``function(name, params, now=..., ...)``: the sandbox's run_* or start_* pair."""
+    if task.runs_function:
+        return function(task.function_name, dict(task.function_params or {}), now=now, **options)
+    return snippet(task.code, **options)
 
 
 # Why a run is stopped when another runner reaped it (we were frozen past the lease).
