@@ -1,4 +1,4 @@
-"""The scheduler's records: a task (what to run and when) and an execution (one run of it)."""
+"""A scheduled task: what to run, when, and how."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.utils import timezone as dj_timezone
 
 from scheduled_tasks import schedules
 from scheduled_tasks.choices import CatchUp
-from scheduled_tasks.querysets import ExecutionQuerySet, ScheduledTaskQuerySet
+from scheduled_tasks.querysets import ScheduledTaskQuerySet
 
 
 def default_time_zone() -> str:
@@ -176,6 +176,17 @@ class ScheduledTask(models.Model):
         editable=False,
         help_text="Status of the most recent execution, kept here so lists need no extra query.",
     )
+    last_execution = models.ForeignKey(
+        "scheduled_tasks.Execution",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name="last execution",
+        help_text="The task's most recent run (set when it is claimed); its status is the "
+        "task's last status.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -250,182 +261,3 @@ class ScheduledTask(models.Model):
     def first_run_after(self, now: datetime) -> datetime | None:
         """The first slot at or after ``now``: where a new or edited schedule starts."""
         return schedules.next_fire_time(self.schedule, now, inclusive=True)
-
-
-class Execution(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed"
-        TIMEOUT = "timeout", "Timed out"
-        CANCELLED = "cancelled", "Cancelled"
-        ABANDONED = "abandoned", "Abandoned"
-        SKIPPED = "skipped", "Skipped"
-
-    class Trigger(models.TextChoices):
-        SCHEDULE = "schedule", "Schedule"
-        MANUAL = "manual", "Manual"
-        TEST = "test", "Test run"
-        RETRY = "retry", "Retry"
-
-    FINISHED_STATUSES = frozenset(
-        {
-            Status.COMPLETED,
-            Status.FAILED,
-            Status.TIMEOUT,
-            Status.CANCELLED,
-            Status.ABANDONED,
-            Status.SKIPPED,
-        }
-    )
-    RETRYABLE_STATUSES = frozenset({Status.FAILED, Status.TIMEOUT, Status.ABANDONED})
-
-    task = models.ForeignKey(
-        ScheduledTask,
-        on_delete=models.CASCADE,
-        related_name="executions",
-        verbose_name="task",
-    )
-    status = models.CharField(
-        "status", max_length=20, choices=Status.choices, default=Status.PENDING
-    )
-    trigger = models.CharField(
-        "trigger",
-        max_length=20,
-        choices=Trigger.choices,
-        default=Trigger.SCHEDULE,
-        help_text="What started the run: the schedule, a person (manual) or a test run.",
-    )
-    scheduled_for = models.DateTimeField(
-        "scheduled for",
-        null=True,
-        blank=True,
-        help_text="The schedule slot this run fills; empty for manual and test runs.",
-    )
-    slots_covered = models.PositiveIntegerField(
-        "slots covered",
-        default=1,
-        help_text="How many schedule slots this run stands for (more than 1 after downtime).",
-    )
-    slots_skipped = models.PositiveIntegerField(
-        "slots skipped",
-        default=0,
-        help_text="Missed slots this record stands for that were skipped, not run.",
-    )
-    attempt = models.PositiveSmallIntegerField(
-        "attempt", default=1, help_text="1 for the first run, 2 for the first retry, ..."
-    )
-    retry_of = models.ForeignKey(
-        "self",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="retries",
-        verbose_name="retry of",
-        help_text="The first execution of the run this one retries.",
-    )
-    not_before = models.DateTimeField(
-        "not before",
-        null=True,
-        blank=True,
-        help_text="A pending retry starts at this moment or later.",
-    )
-    started_at = models.DateTimeField("started", null=True, blank=True)
-    finished_at = models.DateTimeField("finished", null=True, blank=True)
-    duration_seconds = models.FloatField("duration (s)", null=True, blank=True)
-    lease_expires_at = models.DateTimeField(
-        "lease expires",
-        null=True,
-        blank=True,
-        help_text="A running execution past this moment belongs to a runner that died.",
-    )
-    runner = models.CharField(
-        "runner", max_length=200, blank=True, help_text="host:pid of the process that ran it."
-    )
-    output = models.TextField("output", blank=True)
-    output_truncated = models.BooleanField("output truncated", default=False)
-    error = models.TextField("error", blank=True)
-    created_at = models.DateTimeField("created at", default=dj_timezone.now)
-
-    objects = ExecutionQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(fields=["task", "-created_at"], name="sched_exec_task_time"),
-            models.Index(fields=["status", "lease_expires_at"], name="sched_exec_status"),
-            models.Index(fields=["status", "not_before"], name="sched_exec_pending"),
-        ]
-        constraints = [
-            # The database itself refuses a second record of the same schedule slot.
-            models.UniqueConstraint(
-                fields=["task", "scheduled_for"],
-                condition=models.Q(trigger="schedule"),
-                name="sched_exec_one_per_slot",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.task} #{self.pk} ({self.status})"
-
-
-class ExecutionLogLine(models.Model):
-    """One line a run wrote through ``logger`` (a snippet) or logging (a registered function),
-    kept with the run while it goes on; bounded per run (``SCHEDULED_TASKS["MAX_LOG_LINES"]``)."""
-
-    execution = models.ForeignKey(
-        Execution,
-        on_delete=models.CASCADE,
-        related_name="log_lines",
-        db_index=False,  # the (execution, seq) index serves lookups by execution
-        verbose_name="execution",
-        help_text="The run that wrote the line.",
-    )
-    seq = models.PositiveIntegerField(
-        "sequence", help_text="The line's place in its run's log, from 1."
-    )
-    at = models.DateTimeField("at", help_text="When the runner received the line.")
-    level = models.PositiveSmallIntegerField(
-        "level",
-        validators=[MinValueValidator(10), MaxValueValidator(50)],
-        help_text="The logging level: 10 debug, 20 info, 30 warning, 40 error, 50 critical.",
-    )
-    message = models.TextField(
-        "message", help_text="What was logged; a very long line is cut, marked with “…”."
-    )
-
-    class Meta:
-        verbose_name = "log line"
-        ordering = ["seq"]
-        indexes = [models.Index(fields=["execution", "seq"], name="sched_logline_exec_seq")]
-
-    def __str__(self) -> str:
-        return f"{self.level_name} {self.message[:80]}"
-
-    @property
-    def level_name(self) -> str:
-        """DEBUG, INFO, WARNING, ERROR or CRITICAL."""
-        import logging
-
-        return logging.getLevelName(self.level)
-
-
-class SchedulerLease(models.Model):
-    """A named lease held by one process at a time (the embedded scheduler's leader lock).
-
-    Taken and renewed with compare-and-set updates; a holder that stops renewing loses it
-    once ``expires_at`` passes, and another process takes over.
-    """
-
-    name = models.CharField("name", max_length=100, unique=True)
-    holder = models.CharField("holder", max_length=200, help_text="host:pid:thread of the holder")
-    acquired_at = models.DateTimeField("acquired at")
-    renewed_at = models.DateTimeField("renewed at")
-    expires_at = models.DateTimeField("expires at")
-
-    class Meta:
-        verbose_name = "scheduler lease"
-
-    def __str__(self) -> str:
-        return f"{self.name}: {self.holder} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
