@@ -35,9 +35,9 @@ class LastStatusFilter(admin.SimpleListFilter):
     ) -> QuerySet[ScheduledTask]:
         value = self.value()
         if value == "never":
-            return queryset.filter(last_status="")
+            return queryset.filter(last_execution__isnull=True)
         if value:
-            return queryset.filter(last_status=value)
+            return queryset.filter(last_execution__status=value)
         return queryset
 
 
@@ -55,6 +55,7 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
         "last_run_at",
     ]
     list_filter = ["is_active", "schedule_kind", "priority", LastStatusFilter]
+    list_select_related = ["last_execution"]  # the last status of each row
     search_fields = ["name", "description"]
     ordering = ["name"]
     actions = ["activate_tasks", "deactivate_tasks"]
@@ -117,7 +118,7 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
             return "—"
         return obj.schedule_description
 
-    @admin.display(description="last status", ordering="last_status")
+    @admin.display(description="last status", ordering="last_execution__status")
     def last_status_display(self, obj: ScheduledTask) -> str:
         return status_label(obj.last_status) or "never run"
 
@@ -314,3 +315,7 @@ class ExecutionAdmin(admin.ModelAdmin):
 
     def view_on_site(self, obj: Execution) -> str:
         return reverse("scheduled_tasks:execution_detail", args=[obj.pk])
+
+
+# Alerts and heartbeats have their own admin module; importing it registers them.
+from scheduled_tasks import admin_monitoring  # noqa: E402, F401

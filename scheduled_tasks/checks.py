@@ -239,3 +239,130 @@ def check_sandbox_platform(app_configs: Any = None, **kwargs: Any) -> list[Error
 
     reason = unsupported_reason()
     return [] if reason is None else [Error(reason, id="scheduled_tasks.E030")]
+
+
+# --- /metrics (scheduled_tasks/views/metrics.py) -------------------------------------------
+
+METRICS_TOKEN_MIN_LENGTH = 16
+
+
+@register()
+def check_metrics_token(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """METRICS_TOKEN: None (token access off) or a string long enough not to be guessed."""
+    token = conf.get("METRICS_TOKEN")
+    if token is None or (isinstance(token, str) and len(token) >= METRICS_TOKEN_MIN_LENGTH):
+        return []
+    # Never echo a token (it may be a real one, only short): its length says enough.
+    shown = f"a {len(token)}-character string" if isinstance(token, str) else type(token).__name__
+    return [
+        Error(
+            f"SCHEDULED_TASKS['METRICS_TOKEN'] must be None or a string of at least "
+            f"{METRICS_TOKEN_MIN_LENGTH} characters, not {shown}.",
+            hint="Generate one with `python -c 'import secrets; print(secrets.token_urlsafe())'`.",
+            id="scheduled_tasks.E040",
+        )
+    ]
+
+
+# --- alerts and heartbeats (scheduled_tasks/alerts/, scheduled_tasks/heartbeats.py) --------
+
+_ALERT_OPTIONAL_POSITIVE_INTS = [
+    "ALERT_FAILURES_IN_A_ROW",
+    "ALERT_THRESHOLD_MINUTES",
+    "ALERT_SCHEDULER_DOWN_MINUTES",
+]
+_ALERT_POSITIVE_NUMBERS = [
+    "ALERT_WEBHOOK_TIMEOUT_SECONDS",
+    "ALERT_CHECK_SECONDS",
+    "HEARTBEAT_SECONDS",
+]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@register()
+def check_alert_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """The ALERT_* and HEARTBEAT_SECONDS settings: types, ranges, addresses and the URL."""
+    from django.core.checks import Warning
+    from django.core.exceptions import ValidationError
+    from django.core.validators import URLValidator, validate_email
+
+    values = conf.all_settings()
+    problems: list[Any] = []
+    for key in _ALERT_OPTIONAL_POSITIVE_INTS:
+        value = values[key]
+        if value is not None and (not _is_number(value) or int(value) != value or value < 1):
+            problems.append(
+                Error(
+                    f"SCHEDULED_TASKS[{key!r}] must be a positive integer or None (the rule is "
+                    f"off), not {value!r}.",
+                    id="scheduled_tasks.E050",
+                )
+            )
+    for key in _ALERT_POSITIVE_NUMBERS:
+        value = values[key]
+        if not _is_number(value) or value <= 0:
+            problems.append(
+                Error(
+                    f"SCHEDULED_TASKS[{key!r}] must be a positive number of seconds, not "
+                    f"{value!r}.",
+                    id="scheduled_tasks.E051",
+                )
+            )
+    retries = values["ALERT_WEBHOOK_RETRIES"]
+    if not _is_number(retries) or int(retries) != retries or retries < 0:
+        problems.append(
+            Error(
+                "SCHEDULED_TASKS['ALERT_WEBHOOK_RETRIES'] must be a whole number, 0 or more, "
+                f"not {retries!r}.",
+                id="scheduled_tasks.E052",
+            )
+        )
+    emails = values["ALERT_EMAILS"]
+    if not isinstance(emails, list | tuple):
+        problems.append(
+            Error(
+                "SCHEDULED_TASKS['ALERT_EMAILS'] must be a list of e-mail addresses, not "
+                f"{type(emails).__name__}.",
+                id="scheduled_tasks.E053",
+            )
+        )
+    else:
+        for address in emails:
+            try:
+                validate_email(address)
+            except ValidationError:
+                problems.append(
+                    Error(
+                        f"SCHEDULED_TASKS['ALERT_EMAILS'] holds an invalid address {address!r}.",
+                        id="scheduled_tasks.E053",
+                    )
+                )
+    url = values["ALERT_WEBHOOK_URL"]
+    if url:
+        try:
+            if not isinstance(url, str):
+                raise ValidationError("not a string")
+            URLValidator(schemes=["http", "https"])(url)
+        except ValidationError:
+            problems.append(
+                Error(
+                    "SCHEDULED_TASKS['ALERT_WEBHOOK_URL'] must be an http:// or https:// URL "
+                    "or empty.",
+                    id="scheduled_tasks.E054",
+                )
+            )
+    minutes, beat = values["ALERT_SCHEDULER_DOWN_MINUTES"], values["HEARTBEAT_SECONDS"]
+    if _is_number(minutes) and _is_number(beat) and minutes > 0 and beat >= minutes * 60 / 2:
+        problems.append(
+            Warning(
+                f"SCHEDULED_TASKS['HEARTBEAT_SECONDS'] ({beat}) is not well under "
+                f"ALERT_SCHEDULER_DOWN_MINUTES ({minutes} min): a runner that is alive can "
+                "look down between two heartbeats.",
+                hint="Beat at least twice per ALERT_SCHEDULER_DOWN_MINUTES.",
+                id="scheduled_tasks.W050",
+            )
+        )
+    return problems

@@ -3,8 +3,11 @@
 A slot is ``(task, scheduled_for)``. A runner claims due slots in one transaction per batch:
 it locks the task rows (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises
 writers with ``BEGIN IMMEDIATE``), checks that each task still shows the slot it saw and has
-room (``max_instances``), moves ``next_run_at`` to the following slot and creates the execution
-rows. A unique constraint on ``(task, scheduled_for)`` refuses any second record of a slot.
+room (``max_instances``), creates the execution rows, moves ``next_run_at`` to the following
+slot and points the task at its new record (``last_execution``: the task's last status is that
+record's, so recording a result writes the execution row alone). A unique constraint on
+``(task, scheduled_for)`` refuses any second record of a slot. Every claim (a slot, "Run now",
+a retry starting) moves the pointer, under the task row's lock; nothing else does.
 
 A claimed execution is ``pending`` under the runner's lease until the runner starts it; see
 ``leases.py`` for starting, renewing and reaping, ``retries.py`` for retries.
@@ -35,7 +38,7 @@ Clock = Callable[[], datetime]
 _CLAIM_FIELDS = (
     "id", "name", "is_active", "next_run_at", "schedule_kind", *schedules.kinds.model_fields(),
     "time_zone", "catch_up", "grace_seconds", "max_instances",
-    "updated_at", "last_run_at", "last_status",
+    "updated_at", "last_run_at", "last_execution",
 )  # fmt: skip
 
 
@@ -177,9 +180,13 @@ def claim_slots(
             changed.append(task)
             if outcome is not None:
                 new.append((task, outcome))
-        _save_claimed(changed)
         if new:
+            # The records first (ids back from the INSERT: RETURNING on PostgreSQL and SQLite
+            # >= 3.35), so the one UPDATE of the tasks also points each at its new record.
             Execution.objects.bulk_create([execution for _, execution in new])
+            for task, execution in new:
+                task.last_execution_id = execution.pk
+        _save_claimed(changed)
     # The runs need the whole task (code, timeout, function): one query for the batch.
     full = ScheduledTask.objects.in_bulk([task.pk for task, _ in new])
     for task, execution in new:
@@ -188,7 +195,7 @@ def claim_slots(
     return result
 
 
-_CLAIMED_FIELDS = ("next_run_at", "is_active", "last_run_at", "last_status")
+_CLAIMED_FIELDS = ("next_run_at", "is_active", "last_run_at", "last_execution")
 
 
 def _save_claimed(tasks: list[ScheduledTask]) -> None:
@@ -231,7 +238,7 @@ def _apply(
         # A stored schedule that no longer builds (a zone this server lacks, a row edited by
         # hand): stop the task, say why, and let every other task go on.
         log.error("task %s %r deactivated: %s", task.pk, task.name, plan.problem)
-        task.is_active, task.next_run_at, task.last_status = False, None, Status.FAILED
+        task.is_active, task.next_run_at = False, None
         return Execution(
             **base,
             status=Status.FAILED,
@@ -251,7 +258,6 @@ def _apply(
         log.warning("task %s slot %s was already recorded", task.pk, decision.slot.isoformat())
         return None
     if not decision.run:
-        task.last_status = Status.SKIPPED
         return Execution(
             **base,
             status=Status.SKIPPED,
@@ -262,7 +268,7 @@ def _apply(
             runner=runner,
         )
     live[task.pk] = live.get(task.pk, 0) + 1
-    task.last_run_at, task.last_status = now, Status.RUNNING
+    task.last_run_at = now
     return Execution(
         **base,
         status=Status.RUNNING if start else Status.PENDING,
@@ -289,7 +295,6 @@ def claim_manual(
             raise TaskBusy(f"Task {task.pk} is being claimed by another runner; try again.")
         if _live_counts([locked.pk], now).get(locked.pk, 0) >= locked.max_instances:
             raise TaskBusy(f"Task “{locked.name}” is already running; try again when it ends.")
-        ScheduledTask.objects.filter(pk=task.pk).update(last_run_at=now, last_status=Status.RUNNING)
         execution = Execution.objects.create(
             task=locked,
             status=Status.RUNNING,
@@ -299,6 +304,8 @@ def claim_manual(
             lease_expires_at=lease_until(now),
             runner=runner or runner_identity(),
         )
+        ScheduledTask.objects.filter(pk=task.pk).update(last_run_at=now, last_execution=execution)
+        locked.last_run_at, locked.last_execution = now, execution
     return Claim(execution=execution, task=locked)
 
 
@@ -316,9 +323,14 @@ def claim_pending(
         if task is None:
             return None
         checked_at = clock()
-        if not task.is_active and not task.is_one_off:
+        if (
+            not task.is_active
+            and not task.is_one_off
+            and pending.trigger != Execution.Trigger.MANUAL
+        ):
             # Deactivated since: its retries do not run (a one-off deactivates itself, so
-            # its retries still do).
+            # its retries still do). A run someone asked for (the API's run_now) runs, as
+            # "Run now" on the page does.
             Execution.objects.filter(pk=execution_id, status=Status.PENDING).update(
                 status=Status.CANCELLED, finished_at=checked_at, error="The task was deactivated."
             )
@@ -336,8 +348,7 @@ def claim_pending(
         )
         if changed != 1:
             return None
-        ScheduledTask.objects.filter(pk=task.pk).update(
-            last_run_at=moment, last_status=Status.RUNNING
-        )
+        ScheduledTask.objects.filter(pk=task.pk).update(last_run_at=moment, last_execution=pending)
     pending.refresh_from_db()
+    task.last_run_at, task.last_execution = moment, pending
     return Claim(execution=pending, task=task)

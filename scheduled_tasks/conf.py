@@ -3,6 +3,7 @@
 Read lazily through :func:`get` so tests can override ``settings.SCHEDULED_TASKS``.
 """
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -61,6 +62,36 @@ DEFAULTS: dict[str, Any] = {
     # How many runs one runner (daemon, embedded scheduler, cron pass) executes at once, each
     # in its own sandbox process; None: the number of CPUs, at least 2.
     "CONCURRENCY": None,
+    # --- Alerts and runner heartbeats (scheduled_tasks/alerts/, docs/alerts.md) -------------
+    # A task whose latest N finished runs (test runs aside) all failed, timed out or were
+    # abandoned opens a "failures" alert; it resolves at the task's next completed run.
+    # None: the rule is off.
+    "ALERT_FAILURES_IN_A_ROW": 3,
+    # A run still going this many minutes after it started opens a "long_run" alert; it
+    # resolves when the run ends. None: the rule is off.
+    "ALERT_THRESHOLD_MINUTES": 5,
+    # No heartbeat from any scheduler (daemon, cron pass, embedded leader) for this many
+    # minutes while an active task exists opens a "scheduler_down" alert; checked by every
+    # runner, every web process and /health/. None: the rule is off.
+    "ALERT_SCHEDULER_DOWN_MINUTES": 5,
+    # Addresses alerts are e-mailed to (Django's e-mail settings); empty: no e-mail.
+    "ALERT_EMAILS": [],
+    # A URL alerts are POSTed to as JSON; empty: no webhook.
+    "ALERT_WEBHOOK_URL": "",
+    # How long one webhook request may take before it counts as failed (e-mail: EMAIL_TIMEOUT).
+    "ALERT_WEBHOOK_TIMEOUT_SECONDS": 5,
+    # How many times a failed notification (webhook or e-mail) is tried again, with a backoff
+    # doubling from 30 s, before it is given up and its last error kept.
+    "ALERT_WEBHOOK_RETRIES": 5,
+    # How often each runner runs every alert rule (web processes check "scheduler down" once
+    # a minute whatever this says).
+    "ALERT_CHECK_SECONDS": 60,
+    # How often a runner renews its heartbeat row; keep it well under
+    # ALERT_SCHEDULER_DOWN_MINUTES.
+    "HEARTBEAT_SECONDS": 30,
+    # Bearer token a Prometheus scraper sends to read ``/metrics`` (at least 16 characters);
+    # None: token access is off, only logged-in users allowed to view tasks may read it.
+    "METRICS_TOKEN": os.environ.get("SCHEDULED_TASKS_METRICS_TOKEN") or None,
 }
 
 

@@ -172,6 +172,8 @@ class Scheduler:
         backoff_initial: float = BACKOFF_INITIAL_SECONDS,
         backoff_max: float = BACKOFF_MAX_SECONDS,
         concurrency: int | None = None,
+        kind: str = "daemon",
+        monitored: bool = False,
     ) -> None:
         self.interval = float(interval or conf.get("DAEMON_INTERVAL_SECONDS"))
         self.concurrency = conf.concurrency(concurrency)
@@ -184,7 +186,11 @@ class Scheduler:
         self.failures = 0  # consecutive failed ticks
         self._keep_running = keep_running
         self._on_start = on_start
-        self._on_finish = on_finish
+        # Alerts (runner heartbeat, alert checks, a check right after each run): for real
+        # runners (the daemon command, the embedded leader); tests of the loop leave them off.
+        self.kind = kind
+        self.monitored = monitored
+        self._on_finish = self._alerting(on_finish) if monitored else on_finish
         self._clock = clock
         self._monotonic = monotonic
         self._tick = tick
@@ -325,8 +331,45 @@ class Scheduler:
         """Tick and sleep until stopped. Never raises for a failing tick: logs and backs off."""
         # Each slot's next sandbox process is forked and confined ahead, while this loop
         # records the previous run or sleeps.
-        with spares.kept_warm(self.concurrency):
+        with spares.kept_warm(self.concurrency), self._monitor():
             self._loop()
+
+    # -- alerts (scheduled_tasks/alerts/) ----------------------------------------------------
+
+    @contextlib.contextmanager
+    def _monitor(self) -> Iterator[None]:
+        """While the loop runs: this runner's heartbeat and the alert checks, in a thread of
+        their own (a long tick must not look like a dead scheduler); never fails the loop."""
+        if not self.monitored:
+            yield
+            return
+        from scheduled_tasks.alerts.monitor import RunnerMonitor
+
+        monitor = RunnerMonitor(
+            self.runner_id, self.kind, concurrency=self.concurrency, clock=self._clock
+        )
+        try:
+            monitor.start()
+        except Exception:
+            log.exception("could not start the alert monitor")
+        try:
+            yield
+        finally:
+            monitor.stop()
+
+    def _alerting(self, on_finish: runner.FinishHook) -> runner.FinishHook:
+        """``on_finish`` followed by the alert rules about the run that ended."""
+        from scheduled_tasks import alerts
+
+        def finished(execution: Execution) -> None:
+            if on_finish is not None:
+                on_finish(execution)
+            try:
+                alerts.after_run(execution, self._clock())
+            except Exception:
+                log.exception("alert check after execution %s failed", execution.pk)
+
+        return finished
 
     def _forced_reason(self) -> str:
         """Why the runs in progress must be killed now ("" while they may go on)."""

@@ -67,9 +67,21 @@ _current: EmbeddedScheduler | None = None
 
 def start_if_enabled() -> EmbeddedScheduler | None:
     """Start the embedded scheduler if the settings ask for it (called by wsgi.py/asgi.py)."""
+    _start_alert_monitor()
     if not conf.get("EMBEDDED"):
         return None
     return start()
+
+
+def _start_alert_monitor() -> None:
+    """Every serving process checks whether the scheduler is down (and sends alerts), even
+    when the scheduler is not embedded: it must fire when every runner is dead."""
+    try:
+        from scheduled_tasks.alerts.monitor import enable_web_monitor
+
+        enable_web_monitor()
+    except Exception:
+        log.exception("could not start the alert monitor")
 
 
 def start(*, ttl: float | None = None, interval: float | None = None) -> EmbeddedScheduler:
@@ -310,6 +322,8 @@ class EmbeddedScheduler:
         scheduler = Scheduler(
             interval=self.interval,
             keep_running=lambda: self.is_leader and not self._stopped.is_set(),
+            kind="embedded",
+            monitored=True,
         )
         self._scheduler = scheduler
         self._worker = threading.Thread(

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from scheduled_tasks import conf
-from scheduled_tasks.models import Execution, ScheduledTask
+from scheduled_tasks.models import Execution
 from scheduled_tasks.retries import schedule_retry
 
 if TYPE_CHECKING:
@@ -61,6 +61,18 @@ def renew_lease(execution_id: int, now: datetime) -> bool:
     )
 
 
+def still_running(execution_ids: Iterable[int]) -> set[int]:
+    """Which of these runs their records still show ``running``: a runner's look (at most
+    once a second) for runs cancelled by a person or reaped by another runner, which it
+    stops. One query on primary keys."""
+    ids = list(execution_ids)
+    if not ids:
+        return set()
+    return set(
+        Execution.objects.filter(pk__in=ids, status=Status.RUNNING).values_list("pk", flat=True)
+    )
+
+
 def renew_leases(runner: str, now: datetime) -> int:
     """Extend the leases of everything ``runner`` holds (its run and its claimed queue)."""
     return Execution.objects.filter(
@@ -90,9 +102,7 @@ def reap_abandoned(now: datetime) -> int:
             if not changed:
                 continue
             reaped += 1
+            # (The task's last status follows: it points at its latest run, this one or newer.)
             execution.status = Status.ABANDONED
-            ScheduledTask.objects.filter(pk=execution.task_id, last_status=Status.RUNNING).update(
-                last_status=Status.ABANDONED
-            )
             schedule_retry(execution, execution.task, now)
     return reaped

@@ -36,6 +36,11 @@ Executor = Callable[..., SnippetResult]
 
 # The longest the pool waits without looking (stop requests, cancels, new due work).
 POLL_SECONDS = 0.5
+# How often a runner asks the database whether its runs are still ``running`` (a person may
+# have cancelled one, another runner reaped one): one query, at most once a second.
+CANCEL_CHECK_SECONDS = 1.0
+# Why a run whose record is no longer ``running`` is stopped (the record says which it was).
+NOT_RUNNING = "its record is no longer running (cancelled, or reaped): the run was stopped"
 
 
 def follows_children(snippet_executor: Executor, function_executor: Executor) -> bool:
@@ -65,6 +70,7 @@ class Pool:
     _running: list[_Running] = field(default_factory=list)
     _ended: list[Execution] = field(default_factory=list)
     _next_beat: float = 0.0
+    _next_check: float = 0.0
 
     @property
     def concurrent(self) -> bool:
@@ -107,6 +113,7 @@ class Pool:
             return
         if not self._running:
             self._next_beat = time.monotonic() + conf.get("LEASE_SECONDS") / 3
+            self._next_check = time.monotonic() + CANCEL_CHECK_SECONDS
         self._running.append(_Running(claim, run, lines))
 
     def wait(self, timeout: float) -> list[Execution]:
@@ -120,9 +127,11 @@ class Pool:
             self._heartbeat(now)
             fds = [fd for item in self._running for fd in item.run.fds()]
             hints = [item.run.wait_hint(now) for item in self._running]
-            wait = min([end - now, POLL_SECONDS, self._next_beat - now, *hints])
+            looks = [self._next_beat - now, self._next_check - now]
+            wait = min([end - now, POLL_SECONDS, *looks, *hints])
             ready = set(select.select(fds, [], [], max(wait, 0.0))[0])
             now = time.monotonic()
+            self._stop_cancelled(now)
             for item in list(self._running):
                 if item.run.advance(ready, now):
                     self._record(item)
@@ -173,6 +182,22 @@ class Pool:
         # The lines first: a page that shows the run ended shows all of them.
         loglines.store([item.lines], everything=True)
         self._ended.append(runner.finish_run(item.claim, result, self.clock(), self.on_finish))
+
+    def _stop_cancelled(self, now: float) -> None:
+        """At most once a second: stop the runs whose records are no longer ``running`` (a
+        person cancelled one); their results then write nothing (``records.finish``)."""
+        if now < self._next_check:
+            return
+        self._next_check = now + CANCEL_CHECK_SECONDS
+        try:
+            running = leases.still_running(item.claim.execution.pk for item in self._running)
+        except Exception:
+            log.exception("could not look for cancelled runs; the runs go on")
+            return
+        for item in self._running:
+            if item.claim.execution.pk not in running:
+                log.info("execution %s: %s", item.claim.execution.pk, NOT_RUNNING)
+                item.run.cancel(NOT_RUNNING)
 
     def _heartbeat(self, now: float) -> None:
         """Renew the leases of the runs in progress; a run whose lease another runner reaped

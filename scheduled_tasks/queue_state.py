@@ -45,7 +45,8 @@ class QueueState:
 def task_queue_state(task: ScheduledTask, now: datetime) -> QueueState | None:
     """An active task whose slot has come and that is not running waits for a runner's free
     slot (since its slot time). A running task is shown as running, an inactive one never
-    queues. Reads ``is_active``, ``next_run_at`` and ``last_status`` only."""
+    queues. Reads ``is_active``, ``next_run_at`` and ``last_status`` (the status of
+    ``last_execution``: select_related it for a list) only."""
     if not task.is_active or task.next_run_at is None or task.next_run_at > now:
         return None
     if task.last_status == Execution.Status.RUNNING:

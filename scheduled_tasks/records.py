@@ -12,7 +12,7 @@ import logging
 import re
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import SnippetResult
@@ -34,12 +34,14 @@ def storable(text: str) -> str:
 
 
 def finish(execution: Execution, result: SnippetResult, now: datetime) -> str | None:
-    """Store a run's outcome and mirror its status on the task for the list pages.
+    """Store a run's outcome: one UPDATE of its execution row (the task points at its latest
+    run, ``ScheduledTask.last_execution``, so its last status needs no write of its own; an
+    older run finishing late cannot speak for the task).
 
     Returns the status the record had: ``"running"``, or ``"abandoned"`` when another runner
     reaped the run while it went on (its runner was frozen past the lease) — the real outcome
-    then replaces that verdict. None when nothing was written (the run was stopped because it
-    lost its lease: the reaper's verdict stands).
+    then replaces that verdict. None when nothing was written: the run was stopped because it
+    lost its lease (the reaper's verdict stands) or because a person cancelled it.
     """
     values: dict[str, object] = {
         "status": result.status,
@@ -55,7 +57,7 @@ def finish(execution: Execution, result: SnippetResult, now: datetime) -> str | 
         # The run started when its code began: lateness then means what a user thinks it does.
         values["started_at"] = min(execution.started_at + timedelta(seconds=result.startup), now)
     try:
-        return _finish(execution, result.status, values)
+        return _guarded(execution, result.status, values)
     except Exception as exc:  # a result the database refuses must not stop the runner
         log.exception("execution %s: its outcome could not be stored", execution.pk)
         reason = storable(f"{type(exc).__name__}: {exc}")[:2000]
@@ -68,23 +70,30 @@ def finish(execution: Execution, result: SnippetResult, now: datetime) -> str | 
         return _finish(execution, Execution.Status.FAILED, values)
 
 
+def _guarded(execution: Execution, status: str, values: dict[str, object]) -> str | None:
+    # Inside a caller's transaction a refused statement would abort it (PostgreSQL) and the
+    # fallback could not be written: there the attempt gets a savepoint. A runner is in
+    # autocommit, where the attempt is the one statement.
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            return _finish(execution, status, values)
+    return _finish(execution, status, values)
+
+
 def _finish(execution: Execution, status: str, values: dict[str, object]) -> str | None:
+    """Compare-and-set: running -> outcome (the one statement of an ordinary run's end); else
+    abandoned -> outcome (reaped while it went on, the real outcome wins), except a cancel.
+    A run cancelled by a person, or one the reaper handed on, is not written."""
     previous = None
     candidates = [Execution.Status.RUNNING]
     if status != Execution.Status.CANCELLED:
         candidates.append(Execution.Status.ABANDONED)
-    # One transaction: the run and its task's status change together (and commit once).
-    with transaction.atomic():
-        for candidate in candidates:
-            if Execution.objects.filter(pk=execution.pk, status=candidate).update(**values):
-                previous = candidate
-                break
-        if previous is None:
-            return None
-        # Only the latest run speaks for the task; an older run finishing late must not.
-        ScheduledTask.objects.filter(pk=execution.task_id).exclude(
-            executions__created_at__gt=execution.created_at
-        ).update(last_status=status)
+    for candidate in candidates:
+        if Execution.objects.filter(pk=execution.pk, status=candidate).update(**values):
+            previous = candidate
+            break
+    if previous is None:
+        return None
     for field, value in values.items():
         setattr(execution, field, value)
     return str(previous)
@@ -94,7 +103,7 @@ def record_test_run(
     task: ScheduledTask, result: SnippetResult, started: datetime, finished: datetime
 ) -> Execution:
     """Keep a test run of edited (maybe unsaved) code in the task's history; the schedule and
-    the task's last status are left alone."""
+    the task's last status (its ``last_execution``) are left alone."""
     return Execution.objects.create(
         task=task,
         status=result.status,

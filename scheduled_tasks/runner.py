@@ -20,7 +20,7 @@ from django.utils import timezone
 from scheduled_tasks import claims, conf, leases, loglines, records, retries, schedules, services
 from scheduled_tasks.claims import TaskBusy
 from scheduled_tasks.models import Execution, ScheduledTask
-from scheduled_tasks.pool import POLL_SECONDS, Pool
+from scheduled_tasks.pool import CANCEL_CHECK_SECONDS, NOT_RUNNING, POLL_SECONDS, Pool
 from scheduled_tasks.querysets import any_work
 from scheduled_tasks.sandbox import SnippetResult, run_function, run_snippet
 
@@ -84,6 +84,7 @@ def run_claim(
     lines = loglines.LogLines(execution.pk, clock)
     options = {**begin_run(claim, on_start), "on_log": lines.add}
     lost = False
+    next_check = time.monotonic() + CANCEL_CHECK_SECONDS
 
     def heartbeat() -> None:
         nonlocal lost
@@ -97,8 +98,19 @@ def run_claim(
         # Asked on every look at the run: the lines it logged meanwhile are stored (at most
         # every STORE_EVERY_SECONDS). Another runner reaped this run (we were frozen past the
         # lease): stop it, so the retry the reaper scheduled is the only one doing the work.
+        # A person cancelled it (its record is no longer running, looked at once a second):
+        # stop it too; its result then writes nothing.
+        nonlocal next_check
         loglines.store([lines])
-        return LOST_LEASE if lost else None
+        if lost:
+            return LOST_LEASE
+        moment = time.monotonic()
+        if moment >= next_check:
+            next_check = moment + CANCEL_CHECK_SECONDS
+            if not leases.still_running([execution.pk]):
+                log.info("execution %s: %s", execution.pk, NOT_RUNNING)
+                return NOT_RUNNING
+        return None
 
     try:
         result = call_sandbox(
@@ -179,8 +191,14 @@ def finish_run(
         if result.ok:
             retries.cancel_retries_of(execution, finished_at)
     else:
-        log.warning("execution %s was stopped: it lost its lease to another runner", execution.pk)
+        # Not written: the record says cancelled (by a person) or abandoned (reaped).
         execution.refresh_from_db()
+        if execution.status == Execution.Status.CANCELLED:
+            log.warning("execution %s was cancelled: %s", execution.pk, execution.error)
+        else:
+            log.warning(
+                "execution %s was stopped: it lost its lease to another runner", execution.pk
+            )
     error_tail = result.error.strip().splitlines()[-1] if result.error.strip() else ""
     log.log(
         logging.INFO if result.ok else logging.WARNING,

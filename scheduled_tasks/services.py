@@ -6,9 +6,9 @@ Each takes ``now`` from its caller (the view, admin hook or command reads the cl
 never run (a one-off whose time has passed, a schedule that has ended). The same input gives
 the same result whichever way it came in.
 
-The runner keeps its own bookkeeping columns (``RUNNER_FIELDS``) up to date with conditional
-updates in ``claims``, ``leases`` and ``records``; nothing here writes those, and nothing there
-writes anything else (``tests/test_services.py`` checks both).
+The runner keeps its own bookkeeping columns (``RUNNER_FIELDS``) up to date when it claims
+work (``claims``: the next slot, the last run and the pointer to it); nothing here writes
+those, and nothing there writes anything else (``tests/test_services.py`` checks both).
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from django.db.models import QuerySet
 from scheduled_tasks import conf, schedules
 from scheduled_tasks.models import ScheduledTask
 
-# The runner's columns: moved by claims (next slot, a finished one-off turning inactive) and
-# by the records of runs. A save from a page must not overwrite them with what it read earlier.
-RUNNER_FIELDS = frozenset({"next_run_at", "is_active", "last_run_at", "last_status"})
+# The runner's columns: moved by claims (next slot, a finished one-off turning inactive, the
+# last run and the pointer to its record). A save from a page must not overwrite them with
+# what it read earlier.
+RUNNER_FIELDS = frozenset({"next_run_at", "is_active", "last_run_at", "last_execution"})
 
 # What saving an existing task writes: everything a person defines, the next slot that follows
 # from it and who changed it when; never the creator nor the last run's outcome.
@@ -34,7 +35,7 @@ SAVED_FIELDS: tuple[str, ...] = tuple(
     f.name
     for f in ScheduledTask._meta.concrete_fields
     if not f.primary_key
-    and f.name not in {"last_run_at", "last_status", "created_by", "created_at"}
+    and f.name not in {"last_run_at", "last_execution", "created_by", "created_at"}
 )
 _ACTIVATION_FIELDS = ("is_active", "next_run_at", "updated_by", "updated_at")
 

@@ -14,4 +14,5 @@ urlpatterns = [
     path("<int:pk>/toggle/", tasks.task_toggle, name="task_toggle"),
     path("<int:pk>/run/", runs.task_run, name="task_run"),
     path("executions/<int:pk>/", runs.execution_detail, name="execution_detail"),
+    path("executions/<int:pk>/cancel/", runs.execution_cancel, name="execution_cancel"),
 ]

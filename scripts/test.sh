@@ -34,6 +34,9 @@ echo "== ruff"
 echo "== pytest on SQLite"
 env -u DATABASE_URL .venv/bin/pytest "$@"
 
+echo "== the REST API against its OpenAPI schema (schemathesis, live server)"
+env -u DATABASE_URL bash scripts/api_fuzz.sh
+
 run_pg=false
 if [ "${CI:-}" = "true" ] || [ -n "${DATABASE_URL:-}" ]; then
   run_pg=true

@@ -64,7 +64,13 @@ def make_user(username: str = "viewer", *, perms: tuple[str, ...] = (), **extra:
 
 def make_editor(username: str = "editor") -> User:
     return make_user(
-        username, perms=("add_scheduledtask", "change_scheduledtask", "view_scheduledtask")
+        username,
+        perms=(
+            "add_scheduledtask",
+            "change_scheduledtask",
+            "view_scheduledtask",
+            "run_scheduledtask",
+        ),
     )
 
 

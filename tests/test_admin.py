@@ -18,6 +18,13 @@ from tests.factories import T0, make_execution, make_task, make_user, task_form_
 pytestmark = pytest.mark.django_db
 
 
+def with_last_run(task: ScheduledTask, status: str, **fields: Any) -> ScheduledTask:
+    """``task`` whose latest run (the one it points at) has ``status``: its last status."""
+    task.last_execution = make_execution(task, status=status, **fields)
+    ScheduledTask.objects.filter(pk=task.pk).update(last_execution=task.last_execution)
+    return task
+
+
 @pytest.fixture
 def superuser() -> User:
     return User.objects.create_superuser("root", "root@example.com", "pw-12345-secret")
@@ -36,7 +43,7 @@ def admin_data(**overrides: Any) -> dict[str, Any]:
 
 
 def test_task_changelist_renders_with_schedule_and_status(admin_client: Client) -> None:
-    make_task(name="hourly", every=1, unit="hours", last_status="timeout", last_run_at=T0)
+    with_last_run(make_task(name="hourly", every=1, unit="hours", last_run_at=T0), "timeout")
     make_task(name="never", is_active=False, next_run_at=None)
     response = admin_client.get(reverse("admin:scheduled_tasks_scheduledtask_changelist"))
     html = response.content.decode()
@@ -49,7 +56,7 @@ def test_task_changelist_renders_with_schedule_and_status(admin_client: Client) 
 
 
 def test_task_changelist_search_and_filters_work(admin_client: Client) -> None:
-    make_task(name="findme", last_status="failed")
+    with_last_run(make_task(name="findme"), "failed")
     make_task(name="other", is_active=False, next_run_at=None)
     url = reverse("admin:scheduled_tasks_scheduledtask_changelist")
 
@@ -106,7 +113,7 @@ def test_admin_edit_reschedules_and_keeps_the_creator(
     admin_client: Client, superuser: User
 ) -> None:
     creator = make_user("creator")
-    task = make_task(name="admin task", created_by=creator, next_run_at=T0, last_status="failed")
+    task = with_last_run(make_task(name="admin task", created_by=creator, next_run_at=T0), "failed")
     response = admin_client.post(
         reverse("admin:scheduled_tasks_scheduledtask_change", args=[task.pk]),
         admin_data(every="1", unit="days", anchor="2026-01-05T06:15"),

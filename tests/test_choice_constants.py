@@ -33,7 +33,8 @@ ALLOWED = {
 
 
 def _names_a_field(name: str | None) -> bool:
-    return name is not None and name.split("__")[0] in FIELDS
+    # Any step of a lookup path: ``status__in``, ``last_execution__status``.
+    return name is not None and any(part in FIELDS for part in name.split("__"))
 
 
 def _literals(node: ast.AST | None) -> list[ast.Constant]:

@@ -4,6 +4,7 @@ robustness. Time is injected; the sandbox is faked."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -230,3 +231,114 @@ def test_a_claim_records_the_moment_it_was_made():
     assert second.trigger == "retry"
     # Claimed only once A had finished, so it cannot have started before A finished.
     assert second.started_at >= first.execution.finished_at
+
+
+# --- the task's last run: a pointer set by every claim --------------------------------------
+
+
+def _statements(captured: list[dict[str, str]]) -> list[str]:
+    # The test's own transaction puts each atomic block in a savepoint: not the claim's work.
+    return [q["sql"] for q in captured if "SAVEPOINT" not in q["sql"]]
+
+
+@pytest.mark.parametrize("start", [True, False])
+def test_a_claim_points_each_task_at_its_record_with_the_same_statements(start):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    tasks = [make_task(name=f"t{n}", next_run_at=T0) for n in range(3)]
+    with CaptureQueriesContext(connection) as captured:
+        result = claims.claim_slots(
+            [claims.Slot(t.pk, T0) for t in tasks], lambda: T0, runner="me:1", start=start
+        )
+    # The tasks as seen, locked; their live runs; the slots already recorded; the INSERT of
+    # the records; one UPDATE run for all the tasks (executemany); the whole tasks to run.
+    # As many as before the pointer: it rides on the UPDATE that moves next_run_at.
+    statements = _statements(captured.captured_queries)
+    assert len(statements) == 7, statements
+    [update] = [s for s in statements if re.match(r"(\d+ times: )?UPDATE", s)]  # executemany
+    [insert] = [s for s in statements if s.startswith("INSERT")]
+    assert "last_execution_id" in update
+    assert statements.index(insert) < statements.index(update)
+    by_task = {claim.task.pk: claim.execution.pk for claim in result.claims}
+    assert len(by_task) == 3
+    for task in tasks:
+        task = reload(task)
+        assert task.last_execution_id == by_task[task.pk]
+        assert task.last_run_at == T0
+        assert task.last_status == ("running" if start else "pending")
+
+
+def test_skipped_slots_and_a_broken_schedule_are_the_tasks_last_run():
+    late = make_task(name="late", every=1, unit="hours", grace_seconds=60)
+    broken = make_task(name="broken", next_run_at=T0)
+    ScheduledTask.objects.filter(pk=broken.pk).update(time_zone="Mars/Olympus_Mons")
+    report = tick(T0 + 10 * MIN, FakeSandbox())
+    records = {e.task_id: e for e in report.skipped}
+    assert reload(late).last_execution_id == records[late.pk].pk
+    assert reload(late).last_status == "skipped"
+    broken = reload(broken)
+    assert broken.last_status == "failed" and not broken.is_active
+    assert broken.last_execution.error.startswith("The task's schedule cannot be evaluated")
+
+
+def test_run_now_and_a_starting_retry_become_the_tasks_last_run():
+    task = make_task(max_retries=1, retry_backoff_seconds=10)
+    manual = claims.claim_manual(task, T0)
+    assert (reload(task).last_execution_id, reload(task).last_status) == (
+        manual.execution.pk,
+        "running",
+    )
+    records.finish(manual.execution, SnippetResult("failed", "", "x", 1.0), T0 + S)
+    retry = make_execution(
+        task, status="pending", trigger="retry", attempt=2, not_before=T0 + 11 * S,
+        retry_of=manual.execution,
+    )  # fmt: skip
+    # A retry waiting for its time does not speak for the task: the failure does.
+    assert reload(task).last_status == "failed"
+    claim = claims.claim_pending(retry.pk, T0 + 11 * S, runner="me:1")
+    assert claim is not None and claim.task.last_execution_id == retry.pk
+    assert (reload(task).last_execution_id, reload(task).last_status) == (retry.pk, "running")
+
+
+def test_a_test_run_never_changes_the_tasks_last_run():
+    task = make_task()
+    manual = claims.claim_manual(task, T0)
+    records.finish(manual.execution, SnippetResult("failed", "", "x", 1.0), T0 + S)
+    records.record_test_run(task, SnippetResult("completed", "ok", "", 0.1), T0 + H, T0 + H)
+    assert reload(task).last_execution_id == manual.execution.pk
+    assert reload(task).last_status == "failed"
+
+
+def test_the_migration_points_each_task_at_the_run_that_last_spoke_for_it():
+    import importlib
+    from types import SimpleNamespace
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = importlib.import_module("scheduled_tasks.migrations.0006_last_execution")
+    retried = make_task(name="retried")
+    make_execution(retried, status="completed", trigger="schedule", created_at=T0)
+    failed = make_execution(retried, status="failed", trigger="schedule", created_at=T0 + H)
+    make_execution(retried, status="pending", trigger="retry", attempt=2, retry_of=failed,
+                   not_before=T0 + 3 * H, created_at=T0 + 2 * H)  # fmt: skip
+    make_execution(retried, status="completed", trigger="test", created_at=T0 + 3 * H)
+    tested_only = make_task(name="tested only")
+    make_execution(tested_only, status="completed", trigger="test", created_at=T0)
+    tied = make_task(name="tied")
+    make_execution(tied, status="failed", created_at=T0)
+    second = make_execution(tied, status="completed", created_at=T0)  # same moment: higher id
+    never = make_task(name="never")
+    editor = SimpleNamespace(
+        connection=connection, execute=lambda sql: connection.cursor().execute(sql)
+    )
+    migration.point_at_latest_execution(apps, editor)
+    pointers = dict(ScheduledTask.objects.values_list("name", "last_execution"))
+    assert pointers == {
+        retried.name: failed.pk,
+        tested_only.name: None,
+        tied.name: second.pk,
+        never.name: None,
+    }
+    assert reload(retried).last_status == "failed"

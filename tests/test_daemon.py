@@ -572,7 +572,7 @@ def test_daemon_rides_out_lost_database_connections_and_runs_each_slot_once():
     assert proc.returncode == 0, err
     assert run_count(first) == 1
     assert run_count(second) == 1
-    log = log_file.read_text()[log_start:]
+    log = log_file.read_bytes()[log_start:].decode("utf-8", "replace")
     assert "[scheduled_tasks.daemon] database unavailable (attempt 1)" in log
     assert "scheduler recovered" in log
 

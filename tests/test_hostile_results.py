@@ -49,6 +49,7 @@ def test_a_record_the_database_refuses_becomes_a_failed_run_with_the_reason(now,
     monkeypatch.setattr(records, "storable", lambda text: text)  # as if it let one through
     task = make_task(name="refused")
     execution = Execution.objects.create(task=task, status="running", created_at=now)
+    ScheduledTask.objects.filter(pk=task.pk).update(last_execution=execution)  # its claim
     result = SnippetResult("completed", "fine", "x \ud800", 0.5)
     assert records.finish(execution, result, now) == "running"
     execution.refresh_from_db()

@@ -1050,3 +1050,11 @@ def test_command_line_exit_statuses_and_stdin(tmp_path: Path) -> None:
     assert sorted(ScheduledTask.objects.values_list("name", flat=True)) == ["a", "b"]
     assert exported.returncode == 0, exported.stderr
     assert [item["name"] for item in json.loads(exported.stdout)] == ["a", "b"]
+
+
+def test_the_apis_read_only_keys_are_ignored_on_import(now: datetime) -> None:
+    extra = {"id": 99, "next_run_at": "2020-01-01T00:00:00Z", "last_run_at": None}
+    import_tasks([entry("t", **extra, last_status="failed")], now=now)
+    task = ScheduledTask.objects.get()
+    assert task.next_run_at is not None and task.next_run_at >= now  # on the grid, not 2020
+    assert task.last_execution_id is None

@@ -10,8 +10,10 @@ from scheduled_tasks.queue_state import QUEUED_TEXT, execution_queue_state, task
 from tests.factories import MIN, T0
 
 
-def task(**fields: object) -> ScheduledTask:
-    values: dict[str, object] = {"is_active": True, "next_run_at": T0, "last_status": ""}
+def task(*, last_status: str = "", **fields: object) -> ScheduledTask:
+    values: dict[str, object] = {"is_active": True, "next_run_at": T0}
+    if last_status:  # the status of the run the task points at
+        values["last_execution"] = Execution(pk=1, status=last_status)
     values.update(fields)
     return ScheduledTask(**values)
 

@@ -205,8 +205,10 @@ def test_finished_older_run_does_not_overwrite_newer_status():
 
     task = make_task(anchor=T0)
     old = Execution.objects.create(task=task, status="running", created_at=T0)
-    Execution.objects.create(task=task, status="running", created_at=T0 + timedelta(seconds=5))
-    ScheduledTask.objects.filter(pk=task.pk).update(last_status="running")
+    new = Execution.objects.create(
+        task=task, status="running", created_at=T0 + timedelta(seconds=5)
+    )
+    ScheduledTask.objects.filter(pk=task.pk).update(last_execution=new)  # as its claim did
     records.finish(old, SnippetResult("failed", "", "x", 0.1), T0 + timedelta(seconds=9))
     task.refresh_from_db()
     assert task.last_status == "running"

@@ -43,7 +43,7 @@ def test_refused_code_is_explained_and_not_run(editor_client):
 
 def test_a_test_run_of_an_existing_task_is_kept_in_its_history(editor_client):
     task = make_task(code="print('saved code')")
-    before = ScheduledTask.objects.values("next_run_at", "last_status", "code").get(pk=task.pk)
+    before = ScheduledTask.objects.values("next_run_at", "last_execution", "code").get(pk=task.pk)
     data = editor_client.post(URL, {"code": "print('edited')", "task": task.pk}).json()
     execution = Execution.objects.get(task=task)
     assert (execution.trigger, execution.status, execution.output) == (
@@ -54,7 +54,8 @@ def test_a_test_run_of_an_existing_task_is_kept_in_its_history(editor_client):
     assert data["execution_url"] == reverse("scheduled_tasks:execution_detail", args=[execution.pk])
     # The schedule, the saved code and the list's status are untouched.
     assert (
-        ScheduledTask.objects.values("next_run_at", "last_status", "code").get(pk=task.pk) == before
+        ScheduledTask.objects.values("next_run_at", "last_execution", "code").get(pk=task.pk)
+        == before
     )
 
 

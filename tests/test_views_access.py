@@ -140,6 +140,30 @@ def test_add_permission_alone_does_not_allow_editing(client: Client) -> None:
     assert client.get(reverse("scheduled_tasks:task_edit", args=[task.pk])).status_code == 403
 
 
+def test_running_code_needs_the_run_permission(client: Client) -> None:
+    """Editing is not running: without ``run_scheduledtask`` there is no Run now, no test run
+    and no cancel, on the pages as in the API."""
+    client.force_login(
+        make_user(
+            "changer", perms=("view_scheduledtask", "change_scheduledtask", "add_scheduledtask")
+        )
+    )
+    task = make_task(name="t")
+    pending = make_execution(task, status=Execution.Status.PENDING)
+    detail = client.get(reverse("scheduled_tasks:task_detail", args=[task.pk])).content.decode()
+    assert reverse("scheduled_tasks:task_run", args=[task.pk]) not in detail
+    assert reverse("scheduled_tasks:task_edit", args=[task.pk]) in detail
+    form = client.get(reverse("scheduled_tasks:task_edit", args=[task.pk])).content.decode()
+    assert "data-test-run" not in form
+    assert client.post(reverse("scheduled_tasks:task_run", args=[task.pk])).status_code == 403
+    test_run = client.post(reverse("scheduled_tasks:test_run"), {"code": "print(1)"})
+    assert test_run.status_code == 403
+    cancel = client.post(reverse("scheduled_tasks:execution_cancel", args=[pending.pk]))
+    assert cancel.status_code == 403
+    assert Execution.objects.get(pk=pending.pk).status == Execution.Status.PENDING
+    assert Execution.objects.count() == 1
+
+
 def test_toggle_and_run_refuse_get(editor_client: Client) -> None:
     task = make_task()
     for name in ("task_toggle", "task_run"):

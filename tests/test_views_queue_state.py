@@ -4,6 +4,7 @@ and the run's page; the pages show which runner ran what, at a flat query count.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -12,10 +13,18 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from scheduled_tasks.models import ScheduledTask
 from scheduled_tasks.queue_state import QUEUED_TEXT
 from tests.factories import T0, make_execution, make_task
 
 pytestmark = pytest.mark.django_db
+
+
+def with_last_run(task: ScheduledTask, status: str, **fields: Any) -> ScheduledTask:
+    """``task`` whose latest run (the one it points at) has ``status``: its last status."""
+    task.last_execution = make_execution(task, status=status, **fields)
+    ScheduledTask.objects.filter(pk=task.pk).update(last_execution=task.last_execution)
+    return task
 
 
 def page(client: Client, name: str, *args: object) -> str:
@@ -27,10 +36,10 @@ def page(client: Client, name: str, *args: object) -> str:
 def test_the_list_shows_a_due_task_queued_and_the_runner_of_the_last_run(
     viewer_client: Client,
 ) -> None:
-    due = make_task(name="due", next_run_at=T0, last_status="completed", last_run_at=T0)
-    make_execution(due, runner="web-1:4242", created_at=T0)
+    due = make_task(name="due", next_run_at=T0, last_run_at=T0)
+    with_last_run(due, "completed", runner="web-1:4242", created_at=T0)
     make_task(name="later", next_run_at=timezone.now() + timedelta(hours=1))
-    make_task(name="busy", next_run_at=T0, last_status="running", last_run_at=T0)
+    with_last_run(make_task(name="busy", next_run_at=T0, last_run_at=T0), "running")
     html = page(viewer_client, "task_list")
     rows = {
         row.split("</a>")[0].rsplit(">", 1)[-1]: row for row in html.split('class="task-name"')[1:]
@@ -44,18 +53,18 @@ def test_the_list_shows_a_due_task_queued_and_the_runner_of_the_last_run(
 
 
 def test_the_list_shows_the_runner_of_the_latest_run_a_runner_took(viewer_client: Client) -> None:
-    task = make_task(name="t", last_status="completed", last_run_at=T0)
+    task = make_task(name="t", last_run_at=T0)
     make_execution(task, runner="old:1", created_at=T0 - timedelta(hours=2))
-    make_execution(task, runner="new:2", created_at=T0 - timedelta(hours=1))
+    with_last_run(task, "completed", runner="new:2", created_at=T0 - timedelta(hours=1))
     make_execution(task, status="pending", runner="", created_at=T0)  # handed back: no runner
     html = page(viewer_client, "task_list")
     assert "new:2" in html and "old:1" not in html
 
 
 def test_the_task_page_shows_it_queued_and_each_runs_runner(viewer_client: Client) -> None:
-    task = make_task(name="due", next_run_at=T0, last_status="completed", last_run_at=T0)
+    task = make_task(name="due", next_run_at=T0, last_run_at=T0)
     make_execution(task, runner="host-a:11", created_at=T0 - timedelta(hours=1))
-    make_execution(task, runner="host-b:22", created_at=T0)
+    with_last_run(task, "completed", runner="host-b:22", created_at=T0)
     html = page(viewer_client, "task_detail", task.pk)
     assert QUEUED_TEXT in html
     assert '<th scope="col">Runner</th>' in html
@@ -120,13 +129,12 @@ def queries(client: Client, name: str, *args: object) -> int:
 def test_the_list_with_queued_tasks_and_runners_keeps_a_flat_query_count(
     viewer_client: Client,
 ) -> None:
-    first = make_task(name="task-00", next_run_at=T0, last_status="completed", last_run_at=T0)
-    make_execution(first, runner="a:1")
+    first = make_task(name="task-00", next_run_at=T0, last_run_at=T0)
+    with_last_run(first, "completed", runner="a:1")
     one = queries(viewer_client, "task_list")
     for n in range(1, 20):
-        task = make_task(name=f"task-{n:02d}", next_run_at=T0, last_status="failed",
-                         last_run_at=T0)  # fmt: skip
-        make_execution(task, status="failed", runner=f"a:{n}")
+        task = make_task(name=f"task-{n:02d}", next_run_at=T0, last_run_at=T0)
+        with_last_run(task, "failed", runner=f"a:{n}")
     assert queries(viewer_client, "task_list") == one
 
 

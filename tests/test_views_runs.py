@@ -210,3 +210,60 @@ def test_run_now_refuses_while_a_run_is_in_progress(client: Client) -> None:
     assert response["Location"] == reverse("scheduled_tasks:task_detail", args=[task.pk])
     assert "already running" in message_texts(response)[0]
     assert Execution.objects.filter(task=task).count() == 1
+
+
+# --- cancel --------------------------------------------------------------------------------
+
+
+def test_an_editor_cancels_a_pending_run_from_its_page(editor_client: Client, editor: Any) -> None:
+    task = make_task(name="nightly")
+    pending = make_execution(task, status="pending", trigger="retry", attempt=2, not_before=T0)
+    url = reverse("scheduled_tasks:execution_detail", args=[pending.pk])
+    cancel = reverse("scheduled_tasks:execution_cancel", args=[pending.pk])
+    html = editor_client.get(url).content.decode()
+    assert f'action="{cancel}"' in html and "csrfmiddlewaretoken" in html
+    response = editor_client.post(cancel, follow=True)
+    assert response.redirect_chain[-1][0] == url
+    assert any("cancelled" in m for m in message_texts(response))
+    pending.refresh_from_db()
+    assert (pending.status, pending.cancelled_by) == ("cancelled", editor)
+    assert pending.error.startswith("Cancelled by editor at ")
+    html = response.content.decode()
+    assert "Cancelled by" in html and f'action="{cancel}"' not in html  # ended: no button
+
+
+def test_cancelling_a_finished_run_says_why_not(editor_client: Client) -> None:
+    done = make_execution(make_task(name="done"), status="completed")
+    response = editor_client.post(
+        reverse("scheduled_tasks:execution_cancel", args=[done.pk]), follow=True
+    )
+    assert any("already ended (completed)" in m for m in message_texts(response))
+    assert Execution.objects.get(pk=done.pk).status == "completed"
+    html = editor_client.get(reverse("scheduled_tasks:execution_detail", args=[done.pk]))
+    assert "execution_cancel" not in html.content.decode()
+    assert "/cancel/" not in html.content.decode()
+
+
+def test_cancel_is_a_post_for_those_who_may_run_tasks(
+    client: Client, viewer_client: Client
+) -> None:
+    pending = make_execution(make_task(name="t"), status="pending")
+    cancel = reverse("scheduled_tasks:execution_cancel", args=[pending.pk])
+    page = viewer_client.get(reverse("scheduled_tasks:execution_detail", args=[pending.pk]))
+    assert cancel not in page.content.decode()  # no button without the permission
+    assert viewer_client.post(cancel).status_code == 403
+    client.force_login(make_editor("someone"))
+    assert client.get(cancel).status_code == 405
+    assert Execution.objects.get(pk=pending.pk).status == "pending"
+    assert (
+        client.post(reverse("scheduled_tasks:execution_cancel", args=[999999])).status_code == 404
+    )
+
+
+def test_cancel_needs_the_csrf_token(editor: Any) -> None:
+    pending = make_execution(make_task(name="t"), status="pending")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(editor)
+    response = client.post(reverse("scheduled_tasks:execution_cancel", args=[pending.pk]))
+    assert response.status_code == 403
+    assert Execution.objects.get(pk=pending.pk).status == "pending"

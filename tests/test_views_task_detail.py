@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -13,10 +14,17 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from scheduled_tasks.models import Execution
+from scheduled_tasks.models import Execution, ScheduledTask
 from tests.factories import T0, make_execution, make_task
 
 pytestmark = pytest.mark.django_db
+
+
+def with_last_run(task: ScheduledTask, status: str, **fields: Any) -> ScheduledTask:
+    """``task`` whose latest run (the one it points at) has ``status``: its last status."""
+    task.last_execution = make_execution(task, status=status, **fields)
+    ScheduledTask.objects.filter(pk=task.pk).update(last_execution=task.last_execution)
+    return task
 
 
 # --- task page -----------------------------------------------------------------------------
@@ -60,7 +68,7 @@ def test_a_task_whose_function_was_unregistered_says_so(viewer_client: Client) -
 def test_task_page_words_depend_on_the_status_constants(editor_client: Client) -> None:
     """The templates compare with ``Status`` from the context: a missing one would silently
     make every comparison false."""
-    task = make_task(name="busy", last_status=Execution.Status.RUNNING)
+    task = with_last_run(make_task(name="busy"), Execution.Status.RUNNING)
     make_execution(task, status=Execution.Status.SKIPPED, started_at=None, slots_skipped=2)
     make_execution(
         task, status=Execution.Status.PENDING, trigger=Execution.Trigger.RETRY, attempt=2,

@@ -19,7 +19,7 @@ from scheduled_tasks import registry
 from scheduled_tasks.models import ScheduledTask
 from scheduled_tasks.registry import JobContext
 from tests.conftest import message_texts, snapshot
-from tests.factories import MONDAY_0900_UTC, T0, form_data, make_task, make_user
+from tests.factories import MONDAY_0900_UTC, T0, form_data, make_execution, make_task, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -174,9 +174,10 @@ def test_editor_edits_a_task_and_it_is_rescheduled(editor_client: Client, editor
         anchor=T0,
         created_by=creator,
         next_run_at=T0,
-        last_status="failed",
         last_run_at=T0,
     )
+    failed = make_execution(task, status="failed")
+    ScheduledTask.objects.filter(pk=task.pk).update(last_execution=failed)
     page = editor_client.get(reverse("scheduled_tasks:task_edit", args=[task.pk]))
     assert page.status_code == 200
     assert 'value="2026-01-05T09:00"' in page.content.decode()

@@ -12,13 +12,21 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from scheduled_tasks.models import ScheduledTask
 from tests.factories import T0, make_execution, make_task
 
 pytestmark = pytest.mark.django_db
 
 
+def with_last_run(task: ScheduledTask, status: str, **fields: Any) -> ScheduledTask:
+    """``task`` whose latest run (the one it points at) has ``status``: its last status."""
+    task.last_execution = make_execution(task, status=status, **fields)
+    ScheduledTask.objects.filter(pk=task.pk).update(last_execution=task.last_execution)
+    return task
+
+
 def test_list_shows_schedule_in_words_status_and_next_run(viewer_client: Client) -> None:
-    make_task(name="hourly", every=2, unit="hours", last_status="failed")
+    with_last_run(make_task(name="hourly", every=2, unit="hours"), "failed")
     make_task(name="paused", is_active=False, next_run_at=None)
     html = viewer_client.get(reverse("scheduled_tasks:task_list")).content.decode()
     assert "Every 2 hours at minute 00" in html
@@ -42,8 +50,8 @@ def test_list_shows_each_kind_zone_and_function(viewer_client: Client) -> None:
 
 
 def test_list_filters_by_search_state_and_status(viewer_client: Client) -> None:
-    make_task(name="invoice reminder", last_status="completed")
-    make_task(name="ticket digest", last_status="timeout")
+    with_last_run(make_task(name="invoice reminder"), "completed")
+    with_last_run(make_task(name="ticket digest"), "timeout")
     make_task(name="old cleanup", is_active=False, next_run_at=None)
     url = reverse("scheduled_tasks:task_list")
 
@@ -107,12 +115,11 @@ def list_queries(client: Client) -> int:
 def test_task_list_query_count_does_not_grow_with_the_number_of_tasks(
     editor_client: Client, django_assert_num_queries: Any
 ) -> None:
-    first = make_task(name="task-00", last_status="completed", last_run_at=T0)
-    make_execution(first)
+    with_last_run(make_task(name="task-00", last_run_at=T0), "completed")
     one = list_queries(editor_client)
     for n in range(1, 20):
-        task = make_task(name=f"task-{n:02d}", last_status="failed", last_run_at=T0)
-        make_execution(task, status="failed", error="boom")
+        task = make_task(name=f"task-{n:02d}", last_run_at=T0)
+        with_last_run(task, "failed", error="boom")
     assert list_queries(editor_client) == one
     # session, user, the user's two permission queries, totals, page count, page rows.
     with django_assert_num_queries(7):
@@ -128,3 +135,22 @@ def test_list_query_count_is_constant_with_every_kind(editor_client: Client) -> 
         make_task(name=f"once-{n}", schedule_kind="once", run_at=T0 + timedelta(days=n))
         make_task(name=f"fn-{n}", code="", function_name="x.y", priority=n)
     assert list_queries(editor_client) == one
+
+
+def test_status_filters_read_the_latest_run_only(viewer_client: Client) -> None:
+    recovered = make_task(name="recovered")
+    make_execution(recovered, status="failed", created_at=T0)
+    with_last_run(recovered, "completed", created_at=T0 + timedelta(hours=1))
+    make_execution(recovered, status="failed", trigger="test", created_at=T0 + timedelta(hours=2))
+    broken = with_last_run(make_task(name="broken"), "abandoned")
+    make_task(name="tested only").executions.create(status="completed", trigger="test")
+    url = reverse("scheduled_tasks:task_list")
+
+    def names(**params: str) -> set[str]:
+        return {t.name for t in viewer_client.get(url, params).context["page"]}
+
+    assert names(status="failed") == set()  # an older run and a test run do not count
+    assert names(status="completed") == {"recovered"}
+    assert names(status="problem") == {broken.name}
+    assert names(status="never") == {"tested only"}
+    assert viewer_client.get(url).context["totals"]["problems"] == 1

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "ticketproo.crm",
     "scheduled_tasks",
 ]
@@ -42,6 +43,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Keeps the scheduler-down check running in each serving process (no database work).
+    "scheduled_tasks.alerts.middleware.AlertMonitorMiddleware",
 ]
 
 ROOT_URLCONF = "ticketproo.urls"
@@ -135,9 +138,10 @@ LOGGING = {
 }
 
 REST_FRAMEWORK = {
+    # Token first: an anonymous request is told how to authenticate (401, not 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -151,4 +155,18 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Scheduled tasks, their runs, alerts and statistics.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page's scripts come from the installed sidecar package, never from a CDN.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "scheduled_tasks.api.schema.add_error_responses",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Several models have a "status": name each set of choices after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "ExecutionStatusEnum": "scheduled_tasks.models.Execution.Status",
+        "AlertStatusEnum": "scheduled_tasks.models.Alert.Status",
+        "RunStatusEnum": ["completed", "failed", "timeout"],
+    },
 }

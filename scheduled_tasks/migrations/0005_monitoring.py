@@ -13,6 +13,16 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AlterModelOptions(
+            name="scheduledtask",
+            options={
+                "ordering": ["name"],
+                "permissions": [
+                    ("run_scheduledtask", "Can run scheduled tasks and test code now")
+                ],
+                "verbose_name": "scheduled task",
+            },
+        ),
         migrations.CreateModel(
             name='RunnerHeartbeat',
             fields=[
@@ -92,5 +102,9 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='alertnotification',
             index=models.Index(fields=['next_attempt_at'], name='sched_alert_outbox'),
+        ),
+        migrations.AddIndex(
+            model_name='execution',
+            index=models.Index(fields=['status', 'finished_at'], name='sched_exec_finished'),
         ),
     ]

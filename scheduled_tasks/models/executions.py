@@ -127,6 +127,9 @@ class Execution(models.Model):
             models.Index(fields=["task", "-created_at"], name="sched_exec_task_time"),
             models.Index(fields=["status", "lease_expires_at"], name="sched_exec_status"),
             models.Index(fields=["status", "not_before"], name="sched_exec_pending"),
+            # Runs that ended lately, by outcome: the alert rules' candidates (failed or
+            # skipped in the last hour) without reading the whole history.
+            models.Index(fields=["status", "finished_at"], name="sched_exec_finished"),
         ]
         constraints = [
             # The database itself refuses a second record of the same schedule slot.

@@ -169,13 +169,6 @@ class ScheduledTask(models.Model):
     last_run_at = models.DateTimeField(
         "last run", null=True, blank=True, editable=False, help_text="When the last run started."
     )
-    last_status = models.CharField(
-        "last status",
-        max_length=20,
-        blank=True,
-        editable=False,
-        help_text="Status of the most recent execution, kept here so lists need no extra query.",
-    )
     last_execution = models.ForeignKey(
         "scheduled_tasks.Execution",
         on_delete=models.SET_NULL,
@@ -213,6 +206,9 @@ class ScheduledTask(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name = "scheduled task"
+        # Running a task now, a test run of code and a registered function on demand: the
+        # pages and the API ask for it beside view / add / change / delete.
+        permissions = [("run_scheduledtask", "Can run scheduled tasks and test code now")]
         indexes = [
             # The runner's due query (active tasks whose next slot has come) and the daemon's
             # "when is the next one" MIN, both ``WHERE "is_active" AND ...``. Partial on
@@ -253,6 +249,15 @@ class ScheduledTask(models.Model):
             return schedules.describe(self.schedule)
         except schedules.ScheduleError as exc:
             return f"invalid schedule: {exc}"
+
+    @property
+    def last_status(self) -> str:
+        """The status of the task's most recent run (``last_execution``), "" if it never ran.
+
+        Lists read it for many tasks: they ``select_related("last_execution")`` (and filter
+        on ``last_execution__status``), or each row costs a query.
+        """
+        return self.last_execution.status if self.last_execution_id else ""
 
     @property
     def runs_function(self) -> bool:

@@ -14,19 +14,24 @@ from scheduled_tasks.models import ScheduledTask
 
 ADD_PERM = "scheduled_tasks.add_scheduledtask"
 CHANGE_PERM = "scheduled_tasks.change_scheduledtask"
+# Running code now (Run now, a test run, cancelling a run): the API asks for the same.
+RUN_PERM = "scheduled_tasks.run_scheduledtask"
 
 TaskAction = Callable[[HttpRequest, ScheduledTask], HttpResponse]
 
 
-def task_action(view: TaskAction) -> Callable[[HttpRequest, int], HttpResponse]:
-    """A POST that changes one task (toggle, Run now): logged in, allowed to change tasks,
-    the task found by ``pk`` (404 if not)."""
+def task_action(perm: str) -> Callable[[TaskAction], Callable[[HttpRequest, int], HttpResponse]]:
+    """A POST on one task (toggle: ``CHANGE_PERM``, Run now: ``RUN_PERM``): logged in, holding
+    ``perm``, the task found by ``pk`` (404 if not)."""
 
-    @login_required
-    @require_POST
-    @permission_required(CHANGE_PERM, raise_exception=True)
-    @wraps(view)
-    def action(request: HttpRequest, pk: int) -> HttpResponse:
-        return view(request, get_object_or_404(ScheduledTask, pk=pk))
+    def decorator(view: TaskAction) -> Callable[[HttpRequest, int], HttpResponse]:
+        @login_required
+        @require_POST
+        @permission_required(perm, raise_exception=True)
+        @wraps(view)
+        def action(request: HttpRequest, pk: int) -> HttpResponse:
+            return view(request, get_object_or_404(ScheduledTask, pk=pk))
 
-    return action
+        return action
+
+    return decorator

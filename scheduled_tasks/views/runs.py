@@ -1,11 +1,11 @@
 """The run pages: "Run now" on a task, "Test run" of the code being edited (both run in the
-sandbox during the request, a fork of this process, and report the result), and the page of
-one run."""
+sandbox during the request, a fork of this process, and report the result), the page of one
+run, and "Cancel" of a pending or running run."""
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -14,17 +14,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from scheduled_tasks import loglines, records, services
+from scheduled_tasks import cancelling, loglines, records, services
 from scheduled_tasks.choices import status_label
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.queue_state import execution_queue_state
 from scheduled_tasks.runner import TaskBusy, run_task_now
 from scheduled_tasks.sandbox import run_snippet
 from scheduled_tasks.validation import code_problems
-from scheduled_tasks.views.access import ADD_PERM, CHANGE_PERM, task_action
+from scheduled_tasks.views.access import ADD_PERM, CHANGE_PERM, RUN_PERM, task_action
 
 
-@task_action
+@task_action(RUN_PERM)
 def task_run(request: HttpRequest, task: ScheduledTask) -> HttpResponse:
     try:
         execution = run_task_now(task, now=timezone.now(), trigger=Execution.Trigger.MANUAL)
@@ -50,6 +50,8 @@ TEST_RUN_TIMEOUT_SECONDS = 30
 def test_run(request: HttpRequest) -> JsonResponse:
     """Run the code being edited in the sandbox now and answer with the result (JSON). With a
     ``task`` id the run is kept in that task's history as a test run."""
+    if not request.user.has_perm(RUN_PERM):
+        raise PermissionDenied
     task = None
     if request.POST.get("task"):
         task = get_object_or_404(ScheduledTask, pk=request.POST["task"])
@@ -104,7 +106,7 @@ def _neighbour(execution: Execution, *, newer: bool) -> Execution | None:
 @login_required
 @require_GET
 def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    execution = get_object_or_404(Execution.objects.select_related("task"), pk=pk)
+    execution = get_object_or_404(Execution.objects.select_related("task", "cancelled_by"), pk=pk)
     newer = _neighbour(execution, newer=True)
     older = _neighbour(execution, newer=False)
     # Every attempt of this run: the first execution and its retries, in order.
@@ -131,6 +133,26 @@ def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "attempts": attempts if len(attempts) > 1 else [],
             # A pending retry may wait for hours: only a run in progress refreshes the page.
             "in_progress": execution.status == Execution.Status.RUNNING,
+            "cancellable": execution.status in CANCELLABLE,
             "Status": Execution.Status,
         },
     )
+
+
+CANCELLABLE = frozenset({Execution.Status.PENDING, Execution.Status.RUNNING})
+
+
+@login_required
+@require_POST
+@permission_required(RUN_PERM, raise_exception=True)  # as "Run now"
+def execution_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """End a pending or running run as cancelled (its sandbox process is killed by its
+    runner within about a second); say so, or why not, on the run's page."""
+    execution = get_object_or_404(Execution.objects.only("pk"), pk=pk)
+    try:
+        execution = cancelling.cancel_execution(execution.pk, user=request.user, now=timezone.now())
+    except cancelling.NotCancellable as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Run #{execution.pk} of “{execution.task.name}” cancelled.")
+    return redirect("scheduled_tasks:execution_detail", pk=pk)

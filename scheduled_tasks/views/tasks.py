@@ -59,7 +59,8 @@ LIST_FIELDS = (
     "function_name",
     "priority",
     "is_active",
-    "last_status",
+    "last_execution",  # with its status (select_related): the last status of each row
+    "last_execution__status",
     "last_run_at",
     "next_run_at",
 )
@@ -116,7 +117,11 @@ _LAST_RUNNER = Subquery(
 @login_required
 @require_GET
 def task_list(request: HttpRequest) -> HttpResponse:
-    tasks = ScheduledTask.objects.only(*LIST_FIELDS).annotate(last_runner=_LAST_RUNNER)
+    tasks = (
+        ScheduledTask.objects.select_related("last_execution")
+        .only(*LIST_FIELDS)
+        .annotate(last_runner=_LAST_RUNNER)
+    )
     query = request.GET.get("q", "").strip()
     if query:
         tasks = tasks.filter(Q(name__icontains=query) | Q(description__icontains=query))
@@ -132,11 +137,11 @@ def task_list(request: HttpRequest) -> HttpResponse:
         kind = ""
     status = request.GET.get("status", "")
     if status == "never":
-        tasks = tasks.filter(last_status="")
+        tasks = tasks.filter(last_execution__isnull=True)
     elif status == "problem":
-        tasks = tasks.filter(last_status__in=PROBLEM_STATUSES)
+        tasks = tasks.filter(last_execution__status__in=PROBLEM_STATUSES)
     elif status in Execution.Status.values:
-        tasks = tasks.filter(last_status=status)
+        tasks = tasks.filter(last_execution__status=status)
     sort = request.GET.get("sort", "name")
     if sort not in TASK_SORTS:
         sort = "name"
@@ -151,7 +156,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
     totals = ScheduledTask.objects.aggregate(
         total=Count("pk"),
         active=Count("pk", filter=Q(is_active=True)),
-        problems=Count("pk", filter=Q(last_status__in=PROBLEM_STATUSES)),
+        problems=Count("pk", filter=Q(last_execution__status__in=PROBLEM_STATUSES)),
     )
     filtered = bool(query or state or status or kind)
     return render(
@@ -262,7 +267,7 @@ def _next_run_note(task: ScheduledTask) -> str:
     return f"Next run: {when}."
 
 
-@task_action
+@task_action(CHANGE_PERM)
 def task_toggle(request: HttpRequest, task: ScheduledTask) -> HttpResponse:
     try:
         services.set_active(task, not task.is_active, now=timezone.now(), user=request.user)
@@ -284,7 +289,7 @@ def task_toggle(request: HttpRequest, task: ScheduledTask) -> HttpResponse:
 @require_GET
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(
-        ScheduledTask.objects.select_related("created_by", "updated_by"), pk=pk
+        ScheduledTask.objects.select_related("created_by", "updated_by", "last_execution"), pk=pk
     )
     now = timezone.now()
 

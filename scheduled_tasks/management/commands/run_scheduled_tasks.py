@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.utils import timezone
 
-from scheduled_tasks import conf, runner
+from scheduled_tasks import alerts, claims, conf, runner
+from scheduled_tasks.alerts.monitor import RunnerMonitor
 from scheduled_tasks.daemon import DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, Scheduler
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import isolation
@@ -131,6 +133,8 @@ class Command(BaseCommand):
             on_start=self._print_start if verbose else None,
             on_finish=self._print_execution if verbose else None,
             concurrency=options["concurrency"],
+            kind="daemon",
+            monitored=True,
         )
         self.stdout.write(
             f"Scheduler daemon started (pid {os.getpid()}, {scheduler.concurrency} slot(s), "
@@ -156,15 +160,22 @@ class Command(BaseCommand):
             )
 
     def _tick(self, now: Any, *, verbose: bool, concurrency: int | None) -> None:
-        if not verbose:
-            runner.tick(now, concurrency=concurrency)
-            return
-        report = runner.tick(
-            now,
-            on_start=self._print_start,
-            on_finish=self._print_execution,
-            concurrency=concurrency,
+        # A cron pass is a runner too: its heartbeat and the alert checks while it runs.
+        monitor = RunnerMonitor(
+            claims.runner_identity(), "cron", concurrency=conf.concurrency(concurrency)
         )
+        monitor.start(now)
+        try:
+            report = runner.tick(
+                now,
+                on_start=self._print_start if verbose else None,
+                on_finish=self._after_run(verbose),
+                concurrency=concurrency,
+            )
+        finally:
+            monitor.stop()
+        if not verbose:
+            return
         for task in report.busy:
             self.stdout.write(f"task {task.pk} “{task.name}” is still running; skipped")
         if report.executions or report.busy or report.abandoned:
@@ -172,6 +183,14 @@ class Command(BaseCommand):
                 f"{len(report.executions)} run(s), {len(report.failed)} not completed, "
                 f"{len(report.busy)} busy, {report.abandoned} abandoned run(s) reaped."
             )
+
+    def _after_run(self, verbose: bool) -> Callable[[Execution], None]:
+        def finished(execution: Execution) -> None:
+            if verbose:
+                self._print_execution(execution)
+            alerts.after_run(execution, timezone.now())  # logs its own failures
+
+        return finished
 
     def _run_one(self, task_id: int, now: Any, options: dict[str, Any]) -> None:
         task = ScheduledTask.objects.filter(pk=task_id).first()
