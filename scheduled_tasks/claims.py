@@ -34,7 +34,7 @@ log = logging.getLogger("scheduled_tasks.claims")
 Status = Execution.Status
 Clock = Callable[[], datetime]
 
-# Columns a claim reads: never the code or the description.
+# Columns a claim plans with (before any lock): never the code or the description.
 _CLAIM_FIELDS = (
     "id", "name", "is_active", "next_run_at", "schedule_kind", *schedules.kinds.model_fields(),
     "time_zone", "catch_up", "grace_seconds", "max_instances",
@@ -151,7 +151,8 @@ def claim_slots(
     result = BatchResult([], [])
     with transaction.atomic():
         ids = [p.slot.task_id for p in plans]
-        tasks = _locked(ScheduledTask.objects.only(*_CLAIM_FIELDS).filter(pk__in=ids)).in_bulk()
+        # Whole rows: the runs need the code, timeout and function (no read after the commit).
+        tasks = _locked(ScheduledTask.objects.filter(pk__in=ids)).in_bulk()
         live = _live_counts(tasks, clock())
         now = clock()  # after the lock and the look at running runs: when the claim is made
         recorded = set(
@@ -187,11 +188,8 @@ def claim_slots(
             for task, execution in new:
                 task.last_execution_id = execution.pk
         _save_claimed(changed)
-    # The runs need the whole task (code, timeout, function): one query for the batch.
-    full = ScheduledTask.objects.in_bulk([task.pk for task, _ in new])
     for task, execution in new:
-        execution.task = full.get(task.pk, task)
-        result.claims.append(Claim(execution=execution, task=execution.task))
+        result.claims.append(Claim(execution=execution, task=task))
     return result
 
 

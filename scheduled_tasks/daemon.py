@@ -329,9 +329,11 @@ class Scheduler:
 
     def run(self) -> None:
         """Tick and sleep until stopped. Never raises for a failing tick: logs and backs off."""
-        # Each slot's next sandbox process is forked and confined ahead, while this loop
-        # records the previous run or sleeps.
-        with spares.kept_warm(self.concurrency), self._monitor():
+        # Each slot's next sandbox process is forked and confined ahead, between a run's
+        # record and the next claim (never inside a run: the fork holds up its record), or
+        # before the loop sleeps. One more than the slots: a run that follows another at once
+        # takes a spare made a run earlier, already confined, not the one just forked.
+        with spares.kept_warm(self.concurrency + 1), self._monitor():
             self._loop()
 
     # -- alerts (scheduled_tasks/alerts/) ----------------------------------------------------

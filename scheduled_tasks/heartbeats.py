@@ -15,10 +15,10 @@ from django.db.models import Q
 
 from scheduled_tasks.models import RunnerHeartbeat
 
-Kind = RunnerHeartbeat.Kind
+Mode = RunnerHeartbeat.Mode
 
 # The kinds of runner that schedule work: one of them must be alive.
-SCHEDULER_KINDS = (Kind.DAEMON, Kind.CRON, Kind.EMBEDDED)
+SCHEDULER_KINDS = (Mode.DAEMON, Mode.CRON, Mode.EMBEDDED)
 # Rows of runners not seen for this long are deleted (a cron pass leaves one row a minute).
 KEEP_STOPPED = timedelta(hours=1)
 KEEP_SILENT = timedelta(days=1)

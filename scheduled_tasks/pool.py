@@ -120,8 +120,6 @@ class Pool:
         """Follow the runs for up to ``timeout`` seconds, or until one ends; return (and
         forget) the executions that ended since the last call."""
         end = time.monotonic() + max(timeout, 0.0)
-        if self._running and not self._ended:
-            self.idle()
         while self._running and not self._ended:
             now = time.monotonic()
             self._heartbeat(now)
@@ -144,8 +142,9 @@ class Pool:
         return ended
 
     def idle(self) -> None:
-        """The runner has nothing else to do now: make the next runs' processes ahead (where
-        this thread keeps spares)."""
+        """The runner has nothing else to do now (no run between its claim and its record
+        waits on this thread): make the next runs' processes ahead (where this thread keeps
+        spares)."""
         if self.concurrent:
             spares.replenish()
 

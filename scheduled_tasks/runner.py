@@ -278,6 +278,10 @@ def tick(
             if reason:
                 report.executions += pool.abandon_all(reason)
                 break
+            # Spares for the next runs are forked here, once the runs that ended are recorded
+            # and before the next claim: a fork (milliseconds) holds up any result that comes
+            # meanwhile, so not right after a start, while its run's result is on its way.
+            pool.idle()
             _fill(pool, work, report, clock, runner, should_stop)
             waiting = bool(pool.busy and pool.free and not work and not should_stop())
             timeout = 0.0
@@ -341,10 +345,11 @@ def _fill(
             batch.append(claims.Slot(following.task_id, following.slot))  # type: ignore[arg-type]
         # A pool starts what it claims at once: claimed as running, one write less per run.
         result = claims.claim_slots(batch, clock, runner=runner, start=pool.concurrent)
-        known = {task.pk for task in report.busy}
-        report.busy.extend(
-            ScheduledTask.objects.filter(pk__in=[pk for pk in result.busy if pk not in known])
-        )
+        if result.busy:
+            known = {task.pk for task in report.busy}
+            report.busy.extend(
+                ScheduledTask.objects.filter(pk__in=[pk for pk in result.busy if pk not in known])
+            )
         runnable = []
         for claim in result.claims:
             if claim.runs:

@@ -43,7 +43,7 @@ def test_alerts_are_listed_and_resolved_by_the_action(admin_client: Client) -> N
 
 def test_heartbeats_are_listed(admin_client: Client) -> None:
     RunnerHeartbeat.objects.create(
-        runner="host:42", kind=RunnerHeartbeat.Kind.DAEMON, started_at=T, last_seen_at=T
+        runner="host:42", kind=RunnerHeartbeat.Mode.DAEMON, started_at=T, last_seen_at=T
     )
     page = admin_client.get("/admin/scheduled_tasks/runnerheartbeat/")
     assert page.status_code == 200

@@ -252,16 +252,18 @@ def test_a_claim_points_each_task_at_its_record_with_the_same_statements(start):
             [claims.Slot(t.pk, T0) for t in tasks], lambda: T0, runner="me:1", start=start
         )
     # The tasks as seen, locked; their live runs; the slots already recorded; the INSERT of
-    # the records; one UPDATE run for all the tasks (executemany); the whole tasks to run.
-    # As many as before the pointer: it rides on the UPDATE that moves next_run_at.
+    # the records; one UPDATE run for all the tasks (executemany). The pointer rides on the
+    # UPDATE that moves next_run_at; the locked rows are whole (code, timeout), so nothing is
+    # read again after the commit.
     statements = _statements(captured.captured_queries)
-    assert len(statements) == 7, statements
+    assert len(statements) == 6, statements
     [update] = [s for s in statements if re.match(r"(\d+ times: )?UPDATE", s)]  # executemany
     [insert] = [s for s in statements if s.startswith("INSERT")]
     assert "last_execution_id" in update
     assert statements.index(insert) < statements.index(update)
     by_task = {claim.task.pk: claim.execution.pk for claim in result.claims}
     assert len(by_task) == 3
+    assert all(claim.task.code == "print('hello')" for claim in result.claims)
     for task in tasks:
         task = reload(task)
         assert task.last_execution_id == by_task[task.pk]

@@ -139,7 +139,7 @@ class RunnerMonitor:
             heartbeats.stopped(self.runner, self._clock())
         except Exception:
             log.warning("could not record that runner %s stopped", self.runner, exc_info=True)
-        if self.kind in (RunnerHeartbeat.Kind.DAEMON, RunnerHeartbeat.Kind.CRON):
+        if self.kind in (RunnerHeartbeat.Mode.DAEMON, RunnerHeartbeat.Mode.CRON):
             notify.stop_sender()
 
     def _run(self) -> None:

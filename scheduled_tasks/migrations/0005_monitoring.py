@@ -105,6 +105,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='execution',
-            index=models.Index(fields=['status', 'finished_at'], name='sched_exec_finished'),
+            index=models.Index(
+                condition=models.Q(finished_at__isnull=False),
+                fields=['status', 'finished_at'],
+                name='sched_exec_finished',
+            ),
         ),
     ]

@@ -128,8 +128,13 @@ class Execution(models.Model):
             models.Index(fields=["status", "lease_expires_at"], name="sched_exec_status"),
             models.Index(fields=["status", "not_before"], name="sched_exec_pending"),
             # Runs that ended lately, by outcome: the alert rules' candidates (failed or
-            # skipped in the last hour) without reading the whole history.
-            models.Index(fields=["status", "finished_at"], name="sched_exec_finished"),
+            # skipped in the last hour) without reading the whole history. Partial on ended
+            # runs, so the runner's queries on pending and running runs keep their own indexes.
+            models.Index(
+                fields=["status", "finished_at"],
+                condition=models.Q(finished_at__isnull=False),
+                name="sched_exec_finished",
+            ),
         ]
         constraints = [
             # The database itself refuses a second record of the same schedule slot.

@@ -33,7 +33,7 @@ class RunnerHeartbeat(models.Model):
     renewed for ``ALERT_SCHEDULER_DOWN_MINUTES``, and ``/metrics`` shows each row's age.
     """
 
-    class Kind(models.TextChoices):
+    class Mode(models.TextChoices):
         DAEMON = "daemon", "Daemon"
         CRON = "cron", "Cron pass"
         EMBEDDED = "embedded", "Embedded scheduler"
@@ -42,7 +42,7 @@ class RunnerHeartbeat(models.Model):
     runner = models.CharField(
         "runner", max_length=200, unique=True, help_text="host:pid of the runner."
     )
-    kind = models.CharField("kind", max_length=20, choices=Kind.choices)
+    kind = models.CharField("kind", max_length=20, choices=Mode.choices)
     started_at = models.DateTimeField("started at", help_text="When the runner started.")
     last_seen_at = models.DateTimeField(
         "last seen", db_index=True, help_text="The runner's latest heartbeat."

@@ -145,19 +145,23 @@ def end_tree(pid: int) -> list[int]:
     return left
 
 
-_reaper_queue: queue.SimpleQueue[int] | None = None
+_reaper_queue: queue.SimpleQueue[tuple[int, int]] | None = None
 _reaper_lock = threading.Lock()
+# Killed children handed to the reaper thread and not yet reaped: not orphans to sweep (a
+# sweep would wait here for the kernel to tear the child down, which reap_later spares us).
+REAPING: set[int] = set()
 
 
-def _reap_forever(pidfds: queue.SimpleQueue[int]) -> None:
+def _reap_forever(pidfds: queue.SimpleQueue[tuple[int, int]]) -> None:
     while True:
-        pidfd = pidfds.get()
+        pid, pidfd = pidfds.get()
         try:
             # Through the pidfd, not the pid: if someone else reaped the child and its pid
             # was handed out again, this must not wait for (or reap) the newcomer.
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
         finally:
+            REAPING.discard(pid)
             os.close(pidfd)
 
 
@@ -177,7 +181,8 @@ def reap_later(pid: int, pidfd: int | None) -> None:
             threading.Thread(
                 target=_reap_forever, args=(_reaper_queue,), name="sandbox-reaper", daemon=True
             ).start()
-    _reaper_queue.put(pidfd)
+    REAPING.add(pid)
+    _reaper_queue.put((pid, pidfd))
 
 
 _ADOPTING = False
@@ -230,7 +235,8 @@ def sweep_orphans() -> list[int]:
     """Kill and reap our children that live in another session than ours: descendants of a
     sandbox child re-parented to us (we are a subreaper). Children the runner started itself
     share its session and are left alone, as are the sandbox children it follows
-    (:data:`CHILDREN`). Returns the pids swept."""
+    (:data:`CHILDREN`) and those already killed and being reaped (:data:`REAPING`). Returns
+    the pids swept."""
     me, session = os.getpid(), os.getsid(0)
     swept: list[int] = []
     deadline = time.monotonic() + 1.0
@@ -238,7 +244,7 @@ def sweep_orphans() -> list[int]:
         foreign = [
             kid
             for kid in _direct_children(me)
-            if _session(kid) not in (session, None) and kid not in CHILDREN
+            if _session(kid) not in (session, None) and kid not in CHILDREN and kid not in REAPING
         ]
         if not foreign:
             break

@@ -2,10 +2,11 @@
 
 Most of a run's cost needs nothing of the snippet: the fork, the child's set-up, and its
 confinement (the database wall, the secrets scrub, the OS layers). A process that runs snippets
-one after another (the daemon and the embedded scheduler, inside :func:`kept_warm`) keeps one
-spare per thread, made right after each run, so the next run only sends its job down a pipe:
-its limits and its snippet, compiled in the parent. A spare runs one job and is then killed like any
-other child: nothing of one run is left for the next.
+one after another (the daemon and the embedded scheduler, inside :func:`kept_warm`) keeps
+spares per thread (the daemon: one per slot and one more), made once a run is recorded, so the
+next run only sends its job down a pipe: its limits and its snippet, compiled in the parent. A
+spare runs one job and is then killed like any other child: nothing of one run is left for the
+next.
 
 A spare is used only
 

@@ -12,12 +12,21 @@ from django.views.decorators.http import require_POST
 
 from scheduled_tasks.models import ScheduledTask
 
+# Reading a task, its code or its runs (code and output can hold secrets).
+VIEW_PERM = "scheduled_tasks.view_scheduledtask"
 ADD_PERM = "scheduled_tasks.add_scheduledtask"
 CHANGE_PERM = "scheduled_tasks.change_scheduledtask"
 # Running code now (Run now, a test run, cancelling a run): the API asks for the same.
 RUN_PERM = "scheduled_tasks.run_scheduledtask"
 
 TaskAction = Callable[[HttpRequest, ScheduledTask], HttpResponse]
+View = Callable[..., HttpResponse]
+
+
+def view_required(view: View) -> View:
+    """A page that shows tasks, code or runs: logged in (else the login page) and holding
+    ``VIEW_PERM`` (else 403)."""
+    return login_required(permission_required(VIEW_PERM, raise_exception=True)(view))
 
 
 def task_action(perm: str) -> Callable[[TaskAction], Callable[[HttpRequest, int], HttpResponse]]:
