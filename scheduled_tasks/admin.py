@@ -317,5 +317,5 @@ class ExecutionAdmin(admin.ModelAdmin):
         return reverse("scheduled_tasks:execution_detail", args=[obj.pk])
 
 
-# Alerts and heartbeats have their own admin module; importing it registers them.
-from scheduled_tasks import admin_monitoring  # noqa: E402, F401
+# Alerts, heartbeats and code versions have their own admin module; importing it registers them.
+from scheduled_tasks import admin_records  # noqa: E402, F401

@@ -276,6 +276,7 @@ def _apply(
         started_at=now if start else None,
         lease_expires_at=lease_until(now),
         runner=runner,
+        version_id=task.current_version_id,  # the locked row's: what this run will run
     )
 
 
@@ -301,6 +302,7 @@ def claim_manual(
             created_at=now,
             lease_expires_at=lease_until(now),
             runner=runner or runner_identity(),
+            version_id=locked.current_version_id,
         )
         ScheduledTask.objects.filter(pk=task.pk).update(last_run_at=now, last_execution=execution)
         locked.last_run_at, locked.last_execution = now, execution
@@ -343,6 +345,9 @@ def claim_pending(
             started_at=moment,
             lease_expires_at=lease_until(moment),
             runner=runner or runner_identity(),
+            # What runs is the task's code as it is now (a retry's code may have been edited
+            # since the run it retries).
+            version_id=task.current_version_id,
         )
         if changed != 1:
             return None

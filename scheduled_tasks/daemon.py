@@ -195,6 +195,9 @@ class Scheduler:
         self._monotonic = monotonic
         self._tick = tick
         self._next_due_at = next_due_at
+        # A run queued since the last tick ("Run now") can hide behind an older due item the
+        # last tick saw but could not start: asked only then (the real runner's queries).
+        self._queued_since = runner.queued_since if next_due_at is runner.next_due_at else None
         if follows_children(snippet_executor, function_executor):
             # The real sandbox: the tick's pool follows its children and kills them itself
             # when the shutdown timeout passes (see ``forced``).
@@ -205,6 +208,7 @@ class Scheduler:
         self._wakeup = _Wakeup()
         self._sleep = sleep or self._wakeup.wait
         self._stopping = False
+        self._woken = False
         self._forced = ""  # why the run in progress must be killed now (shutdown timeout)
         self._in_sandbox = False
         self._signalled = False
@@ -222,6 +226,12 @@ class Scheduler:
     def stop(self) -> None:
         """Stop claiming and end the loop after the run in progress. Thread- and signal-safe."""
         self._stopping = True
+        self._wakeup.set()
+
+    def wake(self) -> None:
+        """End the loop's idle wait now and tick (a run was queued: "Run now" in this
+        process). Thread-safe; a wake during a tick is forgotten (the tick looks anyway)."""
+        self._woken = True
         self._wakeup.set()
 
     @contextlib.contextmanager
@@ -455,6 +465,9 @@ class Scheduler:
                 return
             slice_ = left if not peek or self.peek_seconds is None else min(left, self.peek_seconds)
             self._sleep(slice_)
+            if peek and self._woken:
+                self._woken = False
+                return
             if slice_ >= left:
                 continue  # the deadline has come (or the loop was stopped): no need to look
             if peek and self.peek_seconds is not None and not self.stopping:
@@ -469,7 +482,14 @@ class Scheduler:
             due = self._next_due_at(now)
         except DB_ERRORS:
             return 0.0  # tick now: it meets the same error and the outage handling takes over
-        if due is None or (self._last_tick_at is not None and due <= self._last_tick_at):
+        if due is None:
+            return None
+        if self._last_tick_at is not None and due <= self._last_tick_at:
+            try:
+                if self._queued_since is not None and self._queued_since(self._last_tick_at, now):
+                    return 0.0
+            except DB_ERRORS:
+                return 0.0
             return None
         return max(0.0, (due - now).total_seconds())
 

@@ -331,6 +331,13 @@ class EmbeddedScheduler:
         )
         self._worker.start()
 
+    def wake(self) -> None:
+        """Have the worker tick now (a run was queued in this process); nothing if it does
+        not lead."""
+        scheduler = self._scheduler
+        if scheduler is not None and self.is_leader:
+            scheduler.wake()
+
     def _stop_worker(self) -> None:
         scheduler = self._scheduler
         if scheduler is not None:

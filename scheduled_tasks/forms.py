@@ -252,6 +252,14 @@ class ScheduledTaskForm(ScheduleForm, forms.ModelForm):  # type: ignore[misc]
         task = self.instance
         initial = kwargs.get("initial") or {}
         zone_name = task.time_zone or settings.TIME_ZONE
+        if zone_problem(zone_name) and not self.is_bound:
+            # A stored zone this machine does not know (renamed, or an older zone database)
+            # shows the server's zone selected, not the first of the list; saving stores it.
+            self.initial["time_zone"] = zone_name = settings.TIME_ZONE
+            self.fields["time_zone"].help_text += (
+                f" The stored zone “{task.time_zone}” is unknown here; the server's zone is "
+                "selected instead."
+            )
         self.initial.setdefault("time_zone", zone_name)
         zone = None if zone_problem(zone_name) else schedules.parse_zone(zone_name)
         for name in ("anchor", "run_at"):

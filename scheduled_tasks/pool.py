@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from scheduled_tasks import claims, conf, leases, loglines
+from scheduled_tasks import claims, conf, leases, loglines, partial_output
 from scheduled_tasks.models import Execution
 from scheduled_tasks.sandbox import (
     SandboxRun,
@@ -54,6 +54,7 @@ class _Running:
     claim: claims.Claim
     run: SandboxRun
     lines: loglines.LogLines | None = None
+    output: partial_output.PartialOutput | None = None
 
 
 @dataclass
@@ -114,7 +115,8 @@ class Pool:
         if not self._running:
             self._next_beat = time.monotonic() + conf.get("LEASE_SECONDS") / 3
             self._next_check = time.monotonic() + CANCEL_CHECK_SECONDS
-        self._running.append(_Running(claim, run, lines))
+        output = partial_output.of_run(claim.execution.pk, run)
+        self._running.append(_Running(claim, run, lines, output))
 
     def wait(self, timeout: float) -> list[Execution]:
         """Follow the runs for up to ``timeout`` seconds, or until one ends; return (and
@@ -136,6 +138,10 @@ class Pool:
             # What the runs still going logged meanwhile: one write (each run's lines at most
             # every STORE_EVERY_SECONDS), so a page can show them before the runs end.
             loglines.store(item.lines for item in self._running)
+            # And what they printed so far (each run's at most every second, when it grew).
+            for item in self._running:
+                if item.output is not None:
+                    item.output.store(now)
             if time.monotonic() >= end:
                 break
         ended, self._ended = self._ended, []

@@ -26,6 +26,8 @@ def schedule_retry(execution: Execution, task: ScheduledTask, now: datetime) -> 
         retry_of_id=execution.retry_of_id or execution.pk,
         not_before=now + timedelta(seconds=delay),
         created_at=now,
+        # The version of the run it retries until it starts (a claim then sets what runs).
+        version_id=execution.version_id,
     )
 
 

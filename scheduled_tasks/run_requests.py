@@ -17,4 +17,5 @@ def request_run(task: ScheduledTask, *, now: datetime) -> Execution:
         trigger=Execution.Trigger.MANUAL,
         not_before=now,
         created_at=now,
+        version_id=task.current_version_id,  # until it starts: the claim sets what runs
     )

@@ -17,12 +17,36 @@ from typing import Any
 
 from django.utils import timezone
 
-from scheduled_tasks import claims, conf, leases, loglines, records, retries, schedules, services
+from scheduled_tasks import (
+    claims,
+    conf,
+    leases,
+    loglines,
+    partial_output,
+    records,
+    retries,
+    schedules,
+    services,
+)
 from scheduled_tasks.claims import TaskBusy
 from scheduled_tasks.models import Execution, ScheduledTask
-from scheduled_tasks.pool import CANCEL_CHECK_SECONDS, NOT_RUNNING, POLL_SECONDS, Pool
+from scheduled_tasks.pool import (
+    CANCEL_CHECK_SECONDS,
+    NOT_RUNNING,
+    POLL_SECONDS,
+    Pool,
+    follows_children,
+)
 from scheduled_tasks.querysets import any_work
-from scheduled_tasks.sandbox import SnippetResult, run_function, run_snippet
+from scheduled_tasks.sandbox import (
+    SandboxRun,
+    SnippetResult,
+    run_function,
+    run_snippet,
+    start_function,
+    start_snippet,
+)
+from scheduled_tasks.sandbox.childrun import Watch, follow
 
 __all__ = ["DuePlan", "TaskBusy", "TickReport", "next_due_at", "plan", "run_task_now", "tick"]
 
@@ -85,6 +109,7 @@ def run_claim(
     options = {**begin_run(claim, on_start), "on_log": lines.add}
     lost = False
     next_check = time.monotonic() + CANCEL_CHECK_SECONDS
+    output: partial_output.PartialOutput | None = None
 
     def heartbeat() -> None:
         nonlocal lost
@@ -102,6 +127,8 @@ def run_claim(
         # stop it too; its result then writes nothing.
         nonlocal next_check
         loglines.store([lines])
+        if output is not None:  # what it printed so far, at most every second
+            output.store()
         if lost:
             return LOST_LEASE
         moment = time.monotonic()
@@ -113,20 +140,35 @@ def run_claim(
         return None
 
     try:
-        result = call_sandbox(
-            task,
-            snippet_executor,
-            function_executor,
-            clock(),
-            heartbeat=heartbeat,
-            cancel=cancel,
-            **options,
-        )
+        if follows_children(snippet_executor, function_executor):
+            # The real sandbox: started and followed here, so its output so far is stored.
+            run = call_sandbox(task, start_snippet, start_function, clock(), **options)
+            output = partial_output.of_run(execution.pk, run)
+            result = follow_run(run, heartbeat, cancel)
+        else:  # executors that run to the end when called
+            result = call_sandbox(
+                task,
+                snippet_executor,
+                function_executor,
+                clock(),
+                heartbeat=heartbeat,
+                cancel=cancel,
+                **options,
+            )
     except Exception as exc:  # the sandbox itself failed (e.g. fork refused): record, go on
         result = could_not_start(execution, exc)
     # The lines first: a page that shows the run ended shows all of them.
     loglines.store([lines], everything=True)
     return finish_run(claim, result, clock(), on_finish)
+
+
+def follow_run(
+    run: SandboxRun, heartbeat: Callable[[], object], cancel: Callable[[], str | None]
+) -> SnippetResult:
+    """Follow a started sandbox run to its end, as ``run_snippet`` does: ``heartbeat`` every
+    third of the lease, ``cancel`` asked on every look (at least every half second)."""
+    follow(run.child, Watch(heartbeat, conf.get("LEASE_SECONDS") / 3, cancel))
+    return run.result()
 
 
 def call_sandbox(
@@ -394,6 +436,12 @@ def next_due_at(now: datetime) -> datetime | None:
     )["m"]
     candidates = [moment for moment in (slot, retry) if moment is not None]
     return min(candidates) if candidates else None
+
+
+def queued_since(since: datetime, now: datetime) -> bool:
+    """Whether a run nobody holds became due after ``since`` and by ``now`` (a "Run now"
+    queued meanwhile): one indexed EXISTS, for the daemon's idle look."""
+    return Execution.objects.due_retries(now).filter(not_before__gt=since).exists()
 
 
 def plan(now: datetime) -> list[DuePlan]:

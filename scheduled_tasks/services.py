@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from scheduled_tasks import conf, schedules
-from scheduled_tasks.models import ScheduledTask
+from scheduled_tasks.models import ScheduledTask, TaskVersion
 
 # The runner's columns: moved by claims (next slot, a finished one-off turning inactive, the
 # last run and the pointer to its record). A save from a page must not overwrite them with
@@ -94,11 +94,15 @@ def _ended_message(task: ScheduledTask, now: datetime) -> str:
     )
 
 
-def save_task(task: ScheduledTask, *, now: datetime, user: Editor | None = None) -> ScheduledTask:
+def save_task(
+    task: ScheduledTask, *, now: datetime, user: Editor | None = None, note: str = ""
+) -> ScheduledTask:
     """Create or update ``task`` as it stands in memory (checked by a form or an import).
 
     Puts ``next_run_at`` on the grid from ``now``; records ``user`` as creator (new task) and
-    editor. An existing task's runner columns (last run, last status) are left as stored.
+    editor. A new task, or a change of its code, function or parameters, becomes a new
+    :class:`TaskVersion` (by ``user`` at ``now``, with ``note``) that the task points at.
+    An existing task's runner columns (last run, last status) are left as stored.
     Raises :class:`CannotActivate` for an active task that would never run; nothing is saved.
     """
     next_run_at = next_run_for(task, now)
@@ -110,9 +114,52 @@ def save_task(task: ScheduledTask, *, now: datetime, user: Editor | None = None)
     with transaction.atomic():
         if task.pk is None:
             task.save(force_insert=True)
+            version = _new_version(task, 1, now=now, user=user, note=note)
+            ScheduledTask.objects.filter(pk=task.pk).update(current_version=version)
         else:
+            latest = task.versions.order_by("-number").first()
+            if latest is not None and latest.same_content(task):
+                task.current_version = latest
+            else:
+                number = 1 if latest is None else latest.number + 1
+                _new_version(task, number, now=now, user=user, note=note)
             task.save(update_fields=SAVED_FIELDS)
     return task
+
+
+def _new_version(
+    task: ScheduledTask, number: int, *, now: datetime, user: Editor | None, note: str
+) -> TaskVersion:
+    version = TaskVersion.objects.create(
+        task=task,
+        number=number,
+        code=task.code,
+        function_name=task.function_name,
+        function_params=task.function_params or {},
+        note=note,
+        created_at=now,
+        created_by=user,
+    )
+    task.current_version = version
+    return version
+
+
+def restore_version(
+    task: ScheduledTask, version: TaskVersion, *, now: datetime, user: Editor | None = None
+) -> TaskVersion | None:
+    """Make ``task`` run ``version``'s code (or function) again, as a new version "restored
+    from vN"; None when the task already runs exactly that. The rest of the task is kept.
+    Raises :class:`TaskWriteError` as :func:`save_task` does (nothing is saved)."""
+    if version.task_id != task.pk:
+        raise TaskWriteError(task, f"Version {version.number} is not a version of “{task.name}”.")
+    before = task.current_version_id
+    task.code = version.code
+    task.function_name = version.function_name
+    task.function_params = version.function_params or {}
+    save_task(task, now=now, user=user, note=f"restored from v{version.number}")
+    if task.current_version_id == before:
+        return None
+    return task.current_version
 
 
 def set_active(

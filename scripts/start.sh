@@ -19,7 +19,13 @@ mkdir -p logs
 
 export DEBUG="${DEBUG:-true}"
 .venv/bin/python manage.py migrate --noinput
+# An existing admin keeps its password (the command says how to set a new one); a new admin
+# gets a random one, printed here once.
 .venv/bin/python manage.py seed_demo
+case "${DEBUG,,}" in
+  1|true|yes|on) ;;  # runserver serves the static files itself
+  *) .venv/bin/python manage.py collectstatic --noinput --verbosity 0 ;;  # WhiteNoise serves them
+esac
 
 # The scheduler runs as a background thread of the web server (SCHEDULED_TASKS["EMBEDDED"]),
 # started only in runserver's serving process and kept to one process by a database leader

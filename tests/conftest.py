@@ -19,7 +19,7 @@ from django.test import Client
 from scheduled_tasks import runner
 from scheduled_tasks.models import ScheduledTask
 from scheduled_tasks.sandbox import SnippetResult
-from tests.factories import T0, make_editor, make_user
+from tests.factories import T0, VIEWER_PERMS, make_editor, make_user
 
 
 @pytest.fixture
@@ -180,7 +180,7 @@ def reload(task: ScheduledTask) -> ScheduledTask:
 
 @pytest.fixture
 def viewer_client(client: Client) -> Client:
-    client.force_login(make_user("viewer"))
+    client.force_login(make_user("viewer", perms=VIEWER_PERMS))
     return client
 
 

@@ -62,6 +62,14 @@ def make_user(username: str = "viewer", *, perms: tuple[str, ...] = (), **extra:
     return user
 
 
+# A "viewer" of the pages: reads tasks, their code and runs, changes nothing.
+VIEWER_PERMS = ("view_scheduledtask",)
+
+
+def make_viewer(username: str = "viewer") -> User:
+    return make_user(username, perms=VIEWER_PERMS)
+
+
 def make_editor(username: str = "editor") -> User:
     return make_user(
         username,

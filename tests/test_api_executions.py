@@ -124,3 +124,16 @@ def test_executions_are_read_only(history: dict) -> None:
     run = history["a_ok"]
     assert client.delete(f"{RUNS}{run.pk}/").status_code == 405
     assert client.patch(f"{RUNS}{run.pk}/", {"status": "failed"}, format="json").status_code == 405
+
+
+def test_a_run_says_which_code_version_it_ran() -> None:
+    from scheduled_tasks import services
+
+    task = make_task(name="versioned")
+    services.save_task(task, now=T)
+    task.refresh_from_db()
+    run = make_execution(task, version_id=task.current_version_id)
+    body = api_client("viewer", VIEW).get(f"{RUNS}{run.pk}/").json()
+    assert body["version"] == task.current_version.number
+    listed = api_client("v2", VIEW).get(f"{RUNS}?task={task.pk}").json()["results"][0]
+    assert listed["version"] == body["version"]

@@ -311,3 +311,19 @@ def test_a_filter_id_too_large_for_the_database_is_a_400() -> None:
         response = client.get(f"{API}executions/?{query}")
         assert response.status_code == 400, query
         assert "task" in response.json()
+
+
+def test_run_now_hands_the_run_to_the_web_processs_thread_when_no_runner_is_alive(
+    django_capture_on_commit_callbacks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scheduled_tasks import background
+
+    started: list[int] = []
+    monkeypatch.setattr(background, "start", started.append)
+    task = make_task()
+    client = api_client("runner", (*VIEW, "run_scheduledtask"))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"{TASKS}{task.pk}/run_now/")
+    assert response.status_code == 202
+    assert started == [response.json()["id"]]  # after the commit, never in the request

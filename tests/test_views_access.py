@@ -24,6 +24,9 @@ def all_urls(task: ScheduledTask, execution: Execution) -> list[tuple[str, str]]
         ("post", reverse("scheduled_tasks:task_run", args=[task.pk])),
         ("get", reverse("scheduled_tasks:execution_detail", args=[execution.pk])),
         ("get", reverse("scheduled_tasks:schedule_preview")),
+        ("get", reverse("scheduled_tasks:dashboard")),
+        ("get", reverse("scheduled_tasks:dashboard_live")),
+        ("get", reverse("scheduled_tasks:execution_list")),
     ]
 
 
@@ -103,7 +106,7 @@ def test_editor_sees_the_edit_buttons(editor_client: Client) -> None:
 
 
 def test_staff_see_the_admin_link(client: Client) -> None:
-    client.force_login(make_user("staff", is_staff=True))
+    client.force_login(make_user("staff", perms=("view_scheduledtask",), is_staff=True))
     assert (
         reverse("admin:index") in client.get(reverse("scheduled_tasks:task_list")).content.decode()
     )

@@ -3,7 +3,6 @@ real."""
 
 from __future__ import annotations
 
-import types
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +13,7 @@ from django.utils import timezone
 
 from scheduled_tasks.models import Execution, ScheduledTask
 from tests.conftest import message_texts
-from tests.factories import T0, make_editor, make_execution, make_task
+from tests.factories import T0, S, make_editor, make_execution, make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -55,14 +54,19 @@ def test_execution_page_shows_output_error_and_details(viewer_client: Client) ->
     assert "http-equiv" not in html  # finished runs do not refresh
 
 
-def test_a_running_execution_page_refreshes_itself(viewer_client: Client) -> None:
+def test_a_running_execution_page_follows_itself_without_reloading(viewer_client: Client) -> None:
     task = make_task(name="slow")
     execution = make_execution(task, status="running", started_at=T0)
     html = viewer_client.get(
         reverse("scheduled_tasks:execution_detail", args=[execution.pk])
     ).content.decode()
-    assert '<meta http-equiv="refresh" content="5">' in html
-    assert "No output yet." in html
+    assert "http-equiv" not in html  # no full reload: live.js polls views.live
+    assert "scheduled_tasks/live.js" in html
+    live = reverse("scheduled_tasks:execution_live", args=[execution.pk])
+    assert f'data-live-url="{live}" data-live-status="running"' in html
+    assert 'data-live-seq="0"' in html
+    assert "No output yet." in html and "Nothing logged yet." in html
+    assert 'id="log-lines-body"' in html  # where new lines go
 
 
 def test_execution_page_shows_the_attempts_of_a_retried_run(viewer_client: Client) -> None:
@@ -116,72 +120,114 @@ def test_execution_error_of_a_function_task_points_to_its_parameters(
     assert "Line numbers refer" not in html
 
 
-# --- run now -------------------------------------------------------------------------------
+# --- run now: queued, never run in the request ---------------------------------------------
 
 
-@pytest.fixture
-def fake_runner(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
-    """A stand-in for the runner, to test the view's handling in isolation."""
-    from scheduled_tasks.views import runs
-
-    class TaskBusy(Exception):
-        pass
-
-    state = types.SimpleNamespace(calls=[], busy=None)
-
-    def run_task_now(task: ScheduledTask, *, now: Any, trigger: str) -> Execution:
-        state.calls.append((task.pk, now, trigger))
-        if state.busy:
-            raise TaskBusy(state.busy)
-        return make_execution(
-            task, status="failed", trigger=trigger, duration_seconds=0.25, error="Line 1: boom"
-        )
-
-    monkeypatch.setattr(runs, "TaskBusy", TaskBusy)
-    monkeypatch.setattr(runs, "run_task_now", run_task_now)
-    return state
-
-
-def test_run_now_reports_a_failed_run_and_shows_it(
-    editor_client: Client, fake_runner: types.SimpleNamespace
+def test_run_now_queues_a_manual_run_and_shows_its_page(
+    editor_client: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
-    task = make_task(name="manual")
-    response = editor_client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
+    task = make_task(name="manual", code='print("hi")')
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = editor_client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
     execution = Execution.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("scheduled_tasks:execution_detail", args=[execution.pk])
-    assert fake_runner.calls[0][0] == task.pk
-    assert fake_runner.calls[0][2] == "manual"
-    assert message_texts(response) == ["Ran “manual” now: failed in 0.25 s. See the error below."]
+    # Queued, not run: the request answered before anything ran.
+    assert (execution.status, execution.trigger, execution.started_at) == (
+        "pending",
+        "manual",
+        None,
+    )
+    assert execution.not_before is not None and execution.runner == ""
+    # No runner is alive: the web process starts it in the background once the request commits.
+    assert len(callbacks) == 1
+    assert message_texts(response) == [
+        f"Run #{execution.pk} of “manual” queued: no scheduler is running, so this web process "
+        "starts it in the background."
+    ]
+    page = editor_client.get(response["Location"]).content.decode()
+    assert "waiting for a free slot" in page and "data-live-url" in page
 
 
-def test_run_now_on_a_busy_task_says_so(
-    editor_client: Client, fake_runner: types.SimpleNamespace
+def test_run_now_leaves_the_run_to_a_live_runner(
+    editor_client: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
+    from scheduled_tasks import heartbeats
+
+    heartbeats.beat("host:1", "daemon", timezone.now())
     task = make_task(name="manual")
-    fake_runner.busy = "Task “manual” is already running; try again when it ends."
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = editor_client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
+    assert callbacks == []  # the daemon looks for due work every second
+    assert "a runner starts it within a second or so" in message_texts(response)[0]
+    assert Execution.objects.get().status == "pending"
+
+
+def test_a_stopped_or_silent_runner_does_not_count_as_alive(
+    editor_client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    from scheduled_tasks import heartbeats
+
+    now = timezone.now()
+    heartbeats.beat("host:1", "daemon", now)
+    heartbeats.stopped("host:1", now)
+    heartbeats.beat("host:2", "embedded", now - timedelta(minutes=5))
+    heartbeats.beat("host:3", "cron", now)  # a cron pass looks once a minute only
+    task = make_task(name="manual")
+    with django_capture_on_commit_callbacks() as callbacks:
+        editor_client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
+    assert len(callbacks) == 1
+
+
+def test_run_now_of_a_busy_task_queues_it_behind_the_run_in_progress(
+    editor_client: Client,
+) -> None:
+    task = make_task(name="long")
+    now = timezone.now()
+    make_execution(
+        task, status="running", started_at=now, lease_expires_at=now + timedelta(hours=1)
+    )
     response = editor_client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
-    assert response.status_code == 302
-    assert response["Location"] == reverse("scheduled_tasks:task_detail", args=[task.pk])
-    assert message_texts(response) == [fake_runner.busy]
-    assert Execution.objects.count() == 0
+    queued = Execution.objects.get(task=task, status="pending")
+    assert response["Location"] == reverse("scheduled_tasks:execution_detail", args=[queued.pk])
+    assert "it starts when the run in progress ends" in message_texts(response)[0]
+
+
+def test_run_now_pages_say_the_run_is_queued(editor_client: Client) -> None:
+    task = make_task(name="manual")
+    detail = editor_client.get(reverse("scheduled_tasks:task_detail", args=[task.pk]))
+    html = detail.content.decode()
+    assert "in this request" not in html
+    assert "The run is queued, starts within about a second" in html
+    run = make_execution(task, status="completed")
+    page = editor_client.get(reverse("scheduled_tasks:execution_detail", args=[run.pk]))
+    assert "The run is queued and starts within about a second" in page.content.decode()
+
+
+def _run_now_in_the_background(client: Client, task: ScheduledTask) -> Any:
+    """Run now with no runner alive: the web process's background thread runs it."""
+    from scheduled_tasks import background
+
+    response = client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
+    assert background.join(timeout=30), "the background run did not end"
+    return response
 
 
 @pytest.mark.django_db(transaction=True)
 def test_run_now_runs_the_snippet_and_records_its_output(client: Client) -> None:
     client.force_login(make_editor("runner-editor"))
     task = make_task(name="say hi", code='print("hi")')
-    response = client.post(reverse("scheduled_tasks:task_run", args=[task.pk]), follow=True)
+    response = _run_now_in_the_background(client, task)
     execution = Execution.objects.get(task=task)
     assert execution.status == "completed"
     assert execution.output == "hi\n"
     assert execution.trigger == "manual"
-    assert response.redirect_chain[-1][0] == reverse(
-        "scheduled_tasks:execution_detail", args=[execution.pk]
-    )
-    html = response.content.decode()
-    assert "completed" in html
+    assert execution.runner.endswith(":web")
+    assert response["Location"] == reverse("scheduled_tasks:execution_detail", args=[execution.pk])
+    html = client.get(response["Location"]).content.decode()
+    assert "Completed" in html
     assert '<pre class="output" id="execution-output">hi\n</pre>' in html
+    assert "data-live-url" not in html  # ended: nothing to follow
     task.refresh_from_db()
     assert task.last_status == "completed"
 
@@ -190,26 +236,13 @@ def test_run_now_runs_the_snippet_and_records_its_output(client: Client) -> None
 def test_run_now_records_the_snippets_error_with_its_line(client: Client) -> None:
     client.force_login(make_editor("runner-editor"))
     task = make_task(name="divide", code="x = 1\ny = 0\nprint(x / y)")
-    response = client.post(reverse("scheduled_tasks:task_run", args=[task.pk]), follow=True)
+    response = _run_now_in_the_background(client, task)
     execution = Execution.objects.get(task=task)
     assert execution.status == "failed"
     assert "ZeroDivisionError" in execution.error
     assert "line 3" in execution.error.lower()
-    assert "See the error below." in response.content.decode()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_run_now_refuses_while_a_run_is_in_progress(client: Client) -> None:
-    client.force_login(make_editor("runner-editor"))
-    task = make_task(name="long")
-    now = timezone.now()
-    make_execution(
-        task, status="running", started_at=now, lease_expires_at=now + timedelta(hours=1)
-    )
-    response = client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
-    assert response["Location"] == reverse("scheduled_tasks:task_detail", args=[task.pk])
-    assert "already running" in message_texts(response)[0]
-    assert Execution.objects.filter(task=task).count() == 1
+    html = client.get(response["Location"]).content.decode()
+    assert "ZeroDivisionError" in html and "Line numbers refer to the task" in html
 
 
 # --- cancel --------------------------------------------------------------------------------
@@ -267,3 +300,40 @@ def test_cancel_needs_the_csrf_token(editor: Any) -> None:
     response = client.post(reverse("scheduled_tasks:execution_cancel", args=[pending.pk]))
     assert response.status_code == 403
     assert Execution.objects.get(pk=pending.pk).status == "pending"
+
+
+def test_the_task_page_offers_cancel_on_pending_and_running_runs(
+    editor_client: Client, editor: Any
+) -> None:
+    task = make_task(name="busy")
+    done = make_execution(task, status="completed", created_at=T0)
+    running = make_execution(task, status="running", started_at=T0, created_at=T0 + S)
+    queued = make_execution(task, status="pending", not_before=T0, created_at=T0 + 2 * S)
+    detail = reverse("scheduled_tasks:task_detail", args=[task.pk])
+    html = editor_client.get(detail).content.decode()
+    for execution in (running, queued):
+        assert (
+            f'action="{reverse("scheduled_tasks:execution_cancel", args=[execution.pk])}"' in html
+        )
+    assert reverse("scheduled_tasks:execution_cancel", args=[done.pk]) not in html
+    assert html.count('data-live-row="now"') == 2 and "scheduled_tasks/live.js" in html
+    # The form sends the task page back as ``next``: the cancel lands there.
+    cancel = reverse("scheduled_tasks:execution_cancel", args=[running.pk])
+    response = editor_client.post(cancel, {"next": f"{detail}#history"})
+    assert response["Location"] == f"{detail}#history"
+    running.refresh_from_db()
+    assert (running.status, running.cancelled_by) == ("cancelled", editor)
+
+
+def test_cancel_ignores_a_next_page_elsewhere(editor_client: Client) -> None:
+    pending = make_execution(make_task(name="t"), status="pending")
+    cancel = reverse("scheduled_tasks:execution_cancel", args=[pending.pk])
+    response = editor_client.post(cancel, {"next": "https://elsewhere.example/"})
+    assert response["Location"] == reverse("scheduled_tasks:execution_detail", args=[pending.pk])
+
+
+def test_viewers_see_no_cancel_on_the_task_page(viewer_client: Client) -> None:
+    task = make_task(name="busy")
+    running = make_execution(task, status="running", started_at=T0)
+    html = viewer_client.get(reverse("scheduled_tasks:task_detail", args=[task.pk])).content
+    assert reverse("scheduled_tasks:execution_cancel", args=[running.pk]) not in html.decode()

@@ -35,7 +35,7 @@ def test_task_page_shows_code_schedule_and_upcoming_runs(viewer_client: Client) 
     response = viewer_client.get(reverse("scheduled_tasks:task_detail", args=[task.pk]))
     html = response.content.decode()
     assert "Every week on Monday at 09:00 (UTC)" in html
-    assert '<span class="code-line">print(a)' in html
+    assert '<span class="nb">print</span><span class="p">(</span><span class="n">a</span>' in html
     upcoming = response.context["upcoming"]
     assert len(upcoming) == 5
     assert all(b - a == timedelta(weeks=1) for a, b in itertools.pairwise(upcoming))
@@ -197,3 +197,169 @@ def test_task_page_query_count_is_the_same_for_a_function_task_with_retries(
     with CaptureQueriesContext(connection) as large:
         viewer_client.get(reverse("scheduled_tasks:task_detail", args=[fn.pk]))
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+# --- figures: success rate and durations over 30 days ---------------------------------------
+
+
+def test_task_figures_rate_and_percentiles_over_the_last_30_days() -> None:
+    from django.utils import timezone
+
+    from scheduled_tasks.task_stats import task_figures
+
+    now = timezone.now()
+    task, other = make_task(name="measured"), make_task(name="other")
+    for seconds in range(1, 11):  # 1..10 s: p50 5.5, p95 9.55 (linear interpolation)
+        make_execution(task, status="completed", duration_seconds=float(seconds),
+                       created_at=now - timedelta(hours=seconds))  # fmt: skip
+    make_execution(task, status="failed", created_at=now - timedelta(hours=1))
+    make_execution(task, status="skipped", created_at=now - timedelta(hours=1))
+    # Not counted: a test run, a run older than the window, another task's run.
+    make_execution(task, status="failed", trigger="test", duration_seconds=99.0, created_at=now)
+    make_execution(task, status="failed", duration_seconds=99.0,
+                   created_at=now - timedelta(days=31))  # fmt: skip
+    make_execution(other, status="failed", duration_seconds=99.0, created_at=now)
+
+    figures = task_figures(task, now)
+    assert (figures.finished, figures.completed, figures.timed) == (11, 10, 10)
+    assert figures.success_percent == 90.9
+    assert (figures.p50_seconds, figures.p95_seconds) == (5.5, 9.55)
+
+
+def test_task_figures_without_runs_are_empty() -> None:
+    from django.utils import timezone
+
+    from scheduled_tasks.task_stats import task_figures
+
+    figures = task_figures(make_task(name="idle"), timezone.now())
+    assert figures.success_rate is None
+    assert (figures.p50_seconds, figures.p95_seconds) == (None, None)
+
+
+def test_task_page_shows_the_figures_card(viewer_client: Client) -> None:
+    task = make_task(name="measured")
+    make_execution(task, status="completed", duration_seconds=2.0)
+    make_execution(task, status="failed", duration_seconds=4.0)
+    html = viewer_client.get(reverse("scheduled_tasks:task_detail", args=[task.pk])).content
+    text = html.decode()
+    assert "Last 30 days" in text
+    assert "50.0 %" in text
+    assert "Duration p50 3.0 s · p95 3.9 s" in text
+
+
+def test_task_figures_cost_three_small_queries_whatever_the_history(
+    viewer_client: Client,
+) -> None:
+    task = make_task(name="busy")
+    make_execution(task, duration_seconds=1.0)
+    url = reverse("scheduled_tasks:task_detail", args=[task.pk])
+    with CaptureQueriesContext(connection) as small:
+        viewer_client.get(url)
+    for n in range(60):
+        make_execution(task, duration_seconds=float(n))
+    with CaptureQueriesContext(connection) as large:
+        viewer_client.get(url)
+    assert len(large.captured_queries) == len(small.captured_queries)
+    percentile_queries = [
+        q["sql"]
+        for q in large.captured_queries
+        if q["sql"].startswith('SELECT "scheduled_tasks_execution"."duration_seconds"')
+    ]
+    assert len(percentile_queries) == 2
+    assert all("LIMIT" in sql for sql in percentile_queries)
+
+
+# --- Duplicate and Delete --------------------------------------------------------------------
+
+
+def test_task_page_offers_duplicate_and_delete_by_permission(client: Client) -> None:
+    from tests.factories import make_user
+
+    task = make_task(name="source")
+    url = reverse("scheduled_tasks:task_detail", args=[task.pk])
+    client.force_login(make_user("viewer", perms=("view_scheduledtask",)))
+    html = client.get(url).content.decode()
+    assert "Duplicate" not in html and "/delete/" not in html
+    client.force_login(make_user("admin-ish", perms=("view_scheduledtask", "add_scheduledtask",
+                                                     "delete_scheduledtask")))  # fmt: skip
+    html = client.get(url).content.decode()
+    assert reverse("scheduled_tasks:task_duplicate", args=[task.pk]) in html
+    assert reverse("scheduled_tasks:task_delete", args=[task.pk]) in html
+
+
+def test_duplicate_opens_the_create_form_prefilled(editor_client: Client) -> None:
+    task = make_task(name="nightly", code="print('x')", schedule_kind="cron",
+                     cron_expression="0 3 * * *", time_zone="Europe/Madrid", priority=4)  # fmt: skip
+    response = editor_client.get(reverse("scheduled_tasks:task_duplicate", args=[task.pk]))
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form["name"].value() == "copy of nightly"
+    assert form["code"].value() == "print('x')"
+    assert form["cron_expression"].value() == "0 3 * * *"
+    assert form["time_zone"].value() == "Europe/Madrid"
+    assert form["priority"].value() == 4
+    assert form["is_active"].value() is False
+    assert response.context["task"] is None  # a new task, not an edit
+
+
+def test_duplicate_picks_a_free_name(editor_client: Client) -> None:
+    task = make_task(name="nightly")
+    make_task(name="copy of nightly")
+    response = editor_client.get(reverse("scheduled_tasks:task_duplicate", args=[task.pk]))
+    assert response.context["form"]["name"].value() == "copy of nightly (2)"
+
+
+def test_saving_a_duplicate_creates_a_new_task(editor_client: Client) -> None:
+    from tests.factories import task_form_data
+
+    task = make_task(name="nightly")
+    response = editor_client.post(
+        reverse("scheduled_tasks:task_duplicate", args=[task.pk]),
+        task_form_data(name="copy of nightly"),
+    )
+    copy = ScheduledTask.objects.get(name="copy of nightly")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("scheduled_tasks:task_detail", args=[copy.pk])
+    assert ScheduledTask.objects.filter(name="nightly").exists()
+
+
+def test_duplicate_needs_the_add_permission(viewer_client: Client) -> None:
+    task = make_task(name="nightly")
+    response = viewer_client.get(reverse("scheduled_tasks:task_duplicate", args=[task.pk]))
+    assert response.status_code == 403
+
+
+def test_duplicate_needs_the_view_permission_too(client: Client) -> None:
+    from tests.factories import make_user
+
+    client.force_login(make_user("adder", perms=("add_scheduledtask",)))
+    task = make_task(name="secret-bearing")
+    response = client.get(reverse("scheduled_tasks:task_duplicate", args=[task.pk]))
+    assert response.status_code == 403
+
+
+def test_delete_asks_then_deletes(client: Client) -> None:
+    from tests.conftest import message_texts
+    from tests.factories import make_user
+
+    client.force_login(make_user("deleter", perms=("view_scheduledtask", "delete_scheduledtask")))
+    task = make_task(name="doomed")
+    make_execution(task)
+    url = reverse("scheduled_tasks:task_delete", args=[task.pk])
+    confirm = client.get(url)
+    assert confirm.status_code == 200
+    assert "its 1 recorded run?" in confirm.content.decode()
+    assert ScheduledTask.objects.filter(pk=task.pk).exists()
+    response = client.post(url)
+    assert response["Location"] == reverse("scheduled_tasks:task_list")
+    assert "Task “doomed” deleted with its run history." in message_texts(response)
+    assert not ScheduledTask.objects.filter(pk=task.pk).exists()
+    assert not Execution.objects.exists()
+
+
+def test_delete_needs_the_delete_permission(editor_client: Client) -> None:
+    task = make_task(name="kept")
+    url = reverse("scheduled_tasks:task_delete", args=[task.pk])
+    assert editor_client.get(url).status_code == 403
+    assert editor_client.post(url).status_code == 403
+    assert ScheduledTask.objects.filter(pk=task.pk).exists()

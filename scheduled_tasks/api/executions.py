@@ -61,6 +61,12 @@ class ExecutionStatusSerializer(serializers.ModelSerializer):
 
 class ExecutionListSerializer(ExecutionStatusSerializer):
     task_name = serializers.CharField(source="task.name", read_only=True)
+    version = serializers.IntegerField(
+        source="version.number",
+        read_only=True,
+        allow_null=True,
+        help_text="The number of the task's code version the run ran (null: not known).",
+    )
     cancelled_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
@@ -71,6 +77,7 @@ class ExecutionListSerializer(ExecutionStatusSerializer):
             "task_name",
             *ExecutionStatusSerializer.Meta.fields[2:],
             "scheduled_for",
+            "version",
             "attempt",
             "retry_of",
             "slots_covered",
@@ -105,7 +112,7 @@ class ExecutionViewSet(
     action_perms = {"cancel": permissions.RUN}
 
     def get_queryset(self) -> QuerySet[Execution]:
-        executions = Execution.objects.select_related("task", "cancelled_by").order_by(
+        executions = Execution.objects.select_related("task", "cancelled_by", "version").order_by(
             "-created_at", "-id"
         )
         if self.action == "list":

@@ -15,7 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from scheduled_tasks import run_requests, schedules, services
+from scheduled_tasks import background, schedules, services
 from scheduled_tasks.api import permissions
 from scheduled_tasks.api.executions import ExecutionStatusSerializer
 from scheduled_tasks.api.filters import TaskFilter
@@ -81,7 +81,7 @@ class TaskViewSet(permissions.IdLookup, viewsets.ModelViewSet):
     def run_now(self, request: Request, pk: str | None = None) -> Response:
         """Queue a run now: answers 202 at once with the new execution; a runner starts it
         when a slot is free (poll ``executions/{id}/status/``)."""
-        execution = run_requests.request_run(self.get_object(), now=timezone.now())
+        execution, _ = background.queue_run(self.get_object(), timezone.now())
         return Response(ExecutionStatusSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(

@@ -9,6 +9,7 @@ from scheduled_tasks.models.tasks import (
     default_time_zone,
     validate_time_zone,
 )
+from scheduled_tasks.models.versions import TaskVersion
 
 __all__ = [
     "RUN_SETTINGS",
@@ -19,6 +20,7 @@ __all__ = [
     "RunnerHeartbeat",
     "ScheduledTask",
     "SchedulerLease",
+    "TaskVersion",
     "default_time_zone",
     "validate_time_zone",
 ]

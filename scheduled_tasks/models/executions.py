@@ -108,6 +108,17 @@ class Execution(models.Model):
     output_truncated = models.BooleanField("output truncated", default=False)
     error = models.TextField("error", blank=True)
     created_at = models.DateTimeField("created at", default=dj_timezone.now)
+    version = models.ForeignKey(
+        "scheduled_tasks.TaskVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="executions",
+        verbose_name="version",
+        help_text="The version of the task's code this run ran (empty for test runs and runs "
+        "from before versions were kept).",
+    )
     cancelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

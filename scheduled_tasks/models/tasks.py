@@ -180,6 +180,17 @@ class ScheduledTask(models.Model):
         help_text="The task's most recent run (set when it is claimed); its status is the "
         "task's last status.",
     )
+    current_version = models.ForeignKey(
+        "scheduled_tasks.TaskVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name="current version",
+        help_text="The version of the code (or function) the task runs now; set by each save "
+        "that changes it. A claim copies it onto the run it creates.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

@@ -190,10 +190,15 @@ class ChildRun:
 
     def _finish(self) -> bool:
         pid, reader = self.pid, self.reader
-        proctree.end_tree(pid)
-        if reader.result is not None and not (self.invalid or self.timed_out or self.cancelled):
+        had_descendants = proctree.end_tree(pid)
+        if (
+            reader.result is not None
+            and not (self.invalid or self.timed_out or self.cancelled)
+            and not had_descendants
+        ):
             # Killed after its result: the exit status says nothing more, and the kernel's
-            # teardown of the child's memory need not hold up the run's answer.
+            # teardown of the child's memory need not hold up the run's answer. (A child that
+            # had descendants is waited for: they come to us, to be swept, once it is gone.)
             proctree.reap_later(pid, self.pidfd)
             self.pidfd = None  # the reaper owns it now
         else:

@@ -116,21 +116,24 @@ def live_descendants(root: int) -> list[int]:
     return [pid for pid in found if (info := proc_stat(pid)) is not None and info[1] not in b"ZX"]
 
 
-def end_tree(pid: int) -> list[int]:
+def end_tree(pid: int) -> bool:
     """Kill the child ``pid``, its process group and every descendant still under it.
 
     Order matters: the child is stopped first (it cannot fork any more) and killed last, so
-    that descendants that left its group (``setsid``) are still found under it. Returns the
-    descendants that could not be killed (normally none).
+    that descendants that left its group (``setsid``) are still found under it. Returns
+    whether the child had descendants (they come to a subreaper once the child is gone, and
+    need sweeping then); descendants that could not be killed are logged.
     """
     for target in (pid, -pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(target, signal.SIGSTOP)
+    had_descendants = False
     if last_pid() != pid:
         # Some process (or thread) was created after the child: it may be one of ours. (If
         # the child is still the newest pid, it has no descendants: no walk needed.)
         deadline = time.monotonic() + 1.0
         while (left := live_descendants(pid)) and time.monotonic() < deadline:
+            had_descendants = True
             for descendant in left:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(descendant, signal.SIGKILL)
@@ -142,7 +145,7 @@ def end_tree(pid: int) -> list[int]:
             os.kill(target, signal.SIGKILL)
     if left:
         log.error("sandbox child %s: descendants %s could not be killed", pid, left)
-    return left
+    return had_descendants or bool(left)
 
 
 _reaper_queue: queue.SimpleQueue[tuple[int, int]] | None = None

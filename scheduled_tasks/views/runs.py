@@ -1,6 +1,8 @@
-"""The run pages: "Run now" on a task, "Test run" of the code being edited (both run in the
-sandbox during the request, a fork of this process, and report the result), the page of one
-run, and "Cancel" of a pending or running run."""
+"""The run pages: "Run now" on a task (queues a run that a runner starts within about a
+second, and answers at once), "Test run" of the code being edited (runs in the sandbox during
+the request, a fork of this process, and reports the result), the page of one run, and
+"Cancel" of a pending or running run. ``views.live`` answers the pages' polls while runs go
+on."""
 
 from __future__ import annotations
 
@@ -12,32 +14,38 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from scheduled_tasks import cancelling, loglines, records, services
+from scheduled_tasks import background, cancelling, loglines, records, services
 from scheduled_tasks.choices import status_label
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.queue_state import execution_queue_state
-from scheduled_tasks.runner import TaskBusy, run_task_now
 from scheduled_tasks.sandbox import run_snippet
 from scheduled_tasks.validation import code_problems
-from scheduled_tasks.views.access import ADD_PERM, CHANGE_PERM, RUN_PERM, task_action
+from scheduled_tasks.views.access import (
+    ADD_PERM,
+    CHANGE_PERM,
+    RUN_PERM,
+    task_action,
+    view_required,
+)
 
 
 @task_action(RUN_PERM)
 def task_run(request: HttpRequest, task: ScheduledTask) -> HttpResponse:
-    try:
-        execution = run_task_now(task, now=timezone.now(), trigger=Execution.Trigger.MANUAL)
-    except TaskBusy as exc:
-        messages.error(request, str(exc))
-        return redirect("scheduled_tasks:task_detail", pk=task.pk)
-    note = f"Ran “{task.name}” now: {execution.get_status_display().lower()}"
-    if execution.duration_seconds is not None:
-        note += f" in {execution.duration_seconds:.2f} s"
-    if execution.status == Execution.Status.COMPLETED:
-        messages.success(request, f"{note}.")
+    """Queue a manual run and show its page, which follows it (pending -> running -> its
+    end); a runner starts it (see ``background.hand_over``), never this request."""
+    now = timezone.now()
+    execution, how = background.queue_run(task, now)
+    busy = Execution.objects.live(now).filter(task=task).count() >= task.max_instances
+    if busy:
+        when = "it starts when the run in progress ends"
+    elif how == background.BY_WEB:
+        when = "no scheduler is running, so this web process starts it in the background"
     else:
-        messages.error(request, f"{note}. See the error below.")
+        when = "a runner starts it within a second or so"
+    messages.info(request, f"Run #{execution.pk} of “{task.name}” queued: {when}.")
     return redirect("scheduled_tasks:execution_detail", pk=execution.pk)
 
 
@@ -103,7 +111,7 @@ def _neighbour(execution: Execution, *, newer: bool) -> Execution | None:
     )
 
 
-@login_required
+@view_required
 @require_GET
 def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
     execution = get_object_or_404(Execution.objects.select_related("task", "cancelled_by"), pk=pk)
@@ -131,10 +139,13 @@ def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "newer": newer,
             "older": older,
             "attempts": attempts if len(attempts) > 1 else [],
-            # A pending retry may wait for hours: only a run in progress refreshes the page.
             "in_progress": execution.status == Execution.Status.RUNNING,
+            # live.js follows a pending or running run (views.live) until it ends.
+            "live": execution.status in CANCELLABLE,
+            "live_seq": log_lines[-1].seq if log_lines else 0,
             "cancellable": execution.status in CANCELLABLE,
             "Status": Execution.Status,
+            "Trigger": Execution.Trigger,
         },
     )
 
@@ -147,7 +158,8 @@ CANCELLABLE = frozenset({Execution.Status.PENDING, Execution.Status.RUNNING})
 @permission_required(RUN_PERM, raise_exception=True)  # as "Run now"
 def execution_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     """End a pending or running run as cancelled (its sandbox process is killed by its
-    runner within about a second); say so, or why not, on the run's page."""
+    runner within about a second); say so, or why not, on the run's page (or on the page of
+    this site named by ``next``: the task page's Cancel buttons)."""
     execution = get_object_or_404(Execution.objects.only("pk"), pk=pk)
     try:
         execution = cancelling.cancel_execution(execution.pk, user=request.user, now=timezone.now())
@@ -155,4 +167,9 @@ def execution_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Run #{execution.pk} of “{execution.task.name}” cancelled.")
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(back)
     return redirect("scheduled_tasks:execution_detail", pk=pk)

@@ -25,7 +25,9 @@ from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.queue_state import execution_queue_state, task_queue_state
 from scheduled_tasks.sandbox.namespace import ALLOWED_IMPORTS
 from scheduled_tasks.schedules import kinds
-from scheduled_tasks.views.access import ADD_PERM, CHANGE_PERM, task_action
+from scheduled_tasks.task_stats import task_figures
+from scheduled_tasks.views.access import ADD_PERM, CHANGE_PERM, task_action, view_required
+from scheduled_tasks.views.task_actions import bulk_actions_for
 
 TASKS_PER_PAGE = 50
 EXECUTIONS_PER_PAGE = 25
@@ -114,7 +116,7 @@ _LAST_RUNNER = Subquery(
 )
 
 
-@login_required
+@view_required
 @require_GET
 def task_list(request: HttpRequest) -> HttpResponse:
     tasks = (
@@ -174,6 +176,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
             "filtered": filtered,
             "status_choices": Execution.Status.choices,
             "now": now,
+            "bulk_actions": bulk_actions_for(request.user),
         },
     )
 
@@ -224,8 +227,17 @@ def _render_form(
 @permission_required(ADD_PERM, raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def task_create(request: HttpRequest) -> HttpResponse:
+    return create_task_page(request)
+
+
+def create_task_page(
+    request: HttpRequest,
+    instance: ScheduledTask | None = None,
+    initial: dict[str, Any] | None = None,
+) -> HttpResponse:
+    """The create form (empty, or filled from ``instance``: Duplicate) and its POST."""
     now = timezone.now()
-    form = ScheduledTaskForm(request.POST or None, now=now)
+    form = ScheduledTaskForm(request.POST or None, instance=instance, initial=initial, now=now)
     if request.method == "POST" and form.is_valid():
         try:
             task = services.save_task(form.instance, now=now, user=request.user)
@@ -285,7 +297,7 @@ def task_toggle(request: HttpRequest, task: ScheduledTask) -> HttpResponse:
     return redirect("scheduled_tasks:task_detail", pk=task.pk)
 
 
-@login_required
+@view_required
 @require_GET
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(
@@ -345,6 +357,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
             ],
             "total_runs": sum(counts.values()),
             "effective_timeout": services.effective_timeout(task),
+            "figures": task_figures(task, now),
             "now": now,
             "Status": Execution.Status,
         },
@@ -370,7 +383,7 @@ def _task_upcoming(task: ScheduledTask, now: datetime) -> list[datetime]:
     return upcoming_runs(schedule, now)
 
 
-@login_required
+@view_required
 @require_GET
 def schedule_preview(request: HttpRequest) -> JsonResponse:
     """The schedule in words and its next runs, for the live preview on the task form."""

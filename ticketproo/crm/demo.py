@@ -37,20 +37,25 @@ logger.info("auto-closed %s ticket(s) resolved before %s", closed, cutoff)
 
 @dataclass(frozen=True)
 class DemoLogin:
+    """The admin login: ``password`` is the one just set, None when the existing one was kept."""
+
     username: str
-    password: str
+    password: str | None
+    created: bool
 
 
 def seed(now: datetime, *, admin_password: str | None = None) -> DemoLogin:
-    """Create the demo rows if missing (idempotent) and (re)set the admin's password."""
-    password = admin_password or secrets.token_urlsafe(9)
+    """Create the demo rows if missing (idempotent). A new admin gets ``admin_password`` or a
+    random one; an existing admin keeps its password unless ``admin_password`` is given."""
     with transaction.atomic():
-        admin, _ = User.objects.get_or_create(
+        admin, created = User.objects.get_or_create(
             username="admin",
             defaults={"email": "admin@example.com", "is_staff": True, "is_superuser": True},
         )
         admin.is_staff = admin.is_superuser = True
-        admin.set_password(password)
+        password = admin_password or (secrets.token_urlsafe(9) if created else None)
+        if password is not None:
+            admin.set_password(password)
         admin.save()
 
         acme, _ = Company.objects.get_or_create(
@@ -108,7 +113,7 @@ def seed(now: datetime, *, admin_password: str | None = None) -> DemoLogin:
             now=now,
         )
         install_builtin_tasks(now)
-    return DemoLogin("admin", password)
+    return DemoLogin("admin", password, created)
 
 
 def _task(name: str, description: str, code: str, *, user: User, now: datetime, **sched) -> None:

@@ -46,84 +46,6 @@
     });
   });
 
-  function lineStart(text, line) {
-    var index = 0;
-    for (var n = 1; n < line; n++) {
-      var next = text.indexOf("\n", index);
-      if (next === -1) {
-        return text.length;
-      }
-      index = next + 1;
-    }
-    return index;
-  }
-
-  function setUpCodeEditor(textarea) {
-    var escaped = false;
-    var cursor = document.querySelector('[data-cursor-for="' + textarea.id + '"]');
-
-    function showCursor() {
-      if (!cursor) {
-        return;
-      }
-      var before = textarea.value.slice(0, textarea.selectionStart);
-      var line = before.split("\n").length;
-      var column = before.length - before.lastIndexOf("\n");
-      cursor.textContent = "Line " + line + ", column " + column;
-    }
-
-    textarea.addEventListener("keydown", function (event) {
-      if (event.key === "Escape") {
-        escaped = true;
-        return;
-      }
-      if (event.key === "Tab" && !escaped && !event.shiftKey && !event.ctrlKey && !event.altKey) {
-        event.preventDefault();
-        var start = textarea.selectionStart;
-        var end = textarea.selectionEnd;
-        textarea.setRangeText("    ", start, end, "end");
-        textarea.dispatchEvent(new Event("input", { bubbles: true }));
-        showCursor();
-        return;
-      }
-      escaped = false;
-    });
-    ["keyup", "click", "focus", "input"].forEach(function (name) {
-      textarea.addEventListener(name, showCursor);
-    });
-
-    // Each "Line N: ..." error jumps to its line.
-    var field = textarea.closest(".field");
-    var errors = field ? field.querySelectorAll(".field-errors li") : [];
-    Array.prototype.forEach.call(errors, function (item) {
-      var match = /^Line (\d+)/.exec(item.textContent.trim());
-      if (!match) {
-        return;
-      }
-      var line = parseInt(match[1], 10);
-      item.classList.add("is-line-link");
-      item.setAttribute("tabindex", "0");
-      item.setAttribute("title", "Go to line " + line);
-      function jump() {
-        var text = textarea.value;
-        var start = lineStart(text, line);
-        var end = text.indexOf("\n", start);
-        textarea.focus();
-        textarea.setSelectionRange(start, end === -1 ? text.length : end);
-        var lineHeight = parseFloat(window.getComputedStyle(textarea).lineHeight) || 20;
-        textarea.scrollTop = Math.max(0, (line - 3) * lineHeight);
-        showCursor();
-      }
-      item.addEventListener("click", jump);
-      item.addEventListener("keydown", function (event) {
-        if (event.key === "Enter" || event.key === " ") {
-          event.preventDefault();
-          jump();
-        }
-      });
-    });
-  }
-
   // Radio groups with data-switch="name" show only the panels of the checked value
   // (data-switch-panel="name" data-switch-value="value"); without the script all panels show.
   function setUpSwitches(form) {
@@ -299,6 +221,14 @@
     var outputEl = box.querySelector("[data-test-run-output]");
     var errorEl = box.querySelector("[data-test-run-error]");
 
+    // The code editor (editor.js) marks the lines these errors name; empty clears the marks.
+    function markLines(errors) {
+      var code = form.elements.code;
+      if (code && typeof CustomEvent === "function") {
+        code.dispatchEvent(new CustomEvent("code-errors", { detail: { errors: errors } }));
+      }
+    }
+
     function show(status, label, meta, output, error) {
       result.hidden = false;
       statusEl.className = "badge badge-" + status;
@@ -327,10 +257,12 @@
           var data = answer.data;
           if (!answer.ok) {
             show("failed", "Refused", "", "", (data.errors || ["The code was refused."]).join("\n"));
+            markLines(data.errors || []);
             return;
           }
           var meta = data.duration + " s" + (data.output_truncated ? " · output truncated" : "");
           show(data.status, data.status_label, meta, data.output, data.error);
+          markLines(data.error ? [data.error] : []);
           if (data.execution_url) {
             var link = document.createElement("a");
             link.href = data.execution_url;
@@ -350,7 +282,6 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    Array.prototype.forEach.call(document.querySelectorAll("textarea.code-input"), setUpCodeEditor);
     Array.prototype.forEach.call(document.querySelectorAll("form.task-form"), function (form) {
       setUpSwitches(form);
       setUpFunctionPicker(form);

@@ -1,5 +1,6 @@
-"""Admin for what watches the scheduler: alerts (resolved by hand from here too) and the
-runners' heartbeats. Both are records the scheduler writes: nobody adds or edits them here."""
+"""Admin for the records kept beside tasks and runs: alerts (resolved by hand from here too),
+the runners' heartbeats and the tasks' code versions. The scheduler and the task service write
+them: nobody adds or edits them here."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from scheduled_tasks import alerts
-from scheduled_tasks.models import Alert, RunnerHeartbeat
+from scheduled_tasks.models import Alert, RunnerHeartbeat, TaskVersion
 
 
 class _ReadOnly(admin.ModelAdmin):
@@ -57,3 +58,12 @@ class RunnerHeartbeatAdmin(_ReadOnly):
     )
     list_filter = ("kind",)
     search_fields = ("runner",)
+
+
+@admin.register(TaskVersion)
+class TaskVersionAdmin(_ReadOnly):
+    list_display = ("task", "number", "created_at", "created_by", "note")
+    search_fields = ("task__name", "note")
+    list_select_related = ("task", "created_by")
+    readonly_fields = ("task", "number", "code", "function_name", "function_params", "note",
+                       "created_at", "created_by")  # fmt: skip

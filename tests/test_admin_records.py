@@ -1,4 +1,4 @@
-"""The admin's alerts (read-only, resolved by an action) and runner heartbeats."""
+"""The admin's alerts (read-only, resolved by an action), runner heartbeats and code versions."""
 
 from __future__ import annotations
 
@@ -48,3 +48,14 @@ def test_heartbeats_are_listed(admin_client: Client) -> None:
     page = admin_client.get("/admin/scheduled_tasks/runnerheartbeat/")
     assert page.status_code == 200
     assert "host:42" in page.content.decode()
+
+
+def test_code_versions_are_listed_read_only(admin_client: Client) -> None:
+    from scheduled_tasks import services
+
+    task = make_task(name="versioned")
+    services.save_task(task, now=T)
+    page = admin_client.get("/admin/scheduled_tasks/taskversion/")
+    assert page.status_code == 200
+    assert "versioned" in page.content.decode()
+    assert admin_client.get("/admin/scheduled_tasks/taskversion/add/").status_code == 403
