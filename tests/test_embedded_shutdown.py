@@ -269,7 +269,12 @@ def test_runserver_reloading_after_a_code_change_releases_the_lease(servers):
             later = time.time() + 5
             os.utime(servers.dir / f"{module}.py", (later, later))  # the autoreloader sees it
 
-        # Django's StatReloader looks at the files once a second: allow for that second.
+        # Django's StatReloader takes its first look at the files' times only after the apps
+        # are ready (when the embedded scheduler has already said it started) and ignores any
+        # change made before that look: an edit made too early is never seen (this test
+        # failed so, now and then, under load). Let its first look (one tick, 1 s) pass.
+        time.sleep(1.5)
+        # It looks at the files once a second: allow for that second.
         take_over(
             servers, edit_its_code, lambda: serving_children(both, servers), TAKEOVER_LIMIT + 1
         )
