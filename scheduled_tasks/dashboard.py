@@ -21,7 +21,7 @@ as in ``statistics``; a test run in progress is still "running now".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,7 +33,6 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Q,
-    QuerySet,
     Subquery,
     Value,
     When,
@@ -42,6 +41,7 @@ from django.db.models import (
 from scheduled_tasks import conf, heartbeats
 from scheduled_tasks.alerts import service as alerts
 from scheduled_tasks.models import Execution, RunnerHeartbeat, ScheduledTask
+from scheduled_tasks.statistics import local_midnight, runs_kept
 
 Status = Execution.Status
 
@@ -53,10 +53,6 @@ RUNNERS_LISTED = 20
 CHART_DAYS = 30
 SLOWEST = 5
 SLOWEST_WINDOW = timedelta(days=7)
-
-
-def _runs() -> QuerySet[Execution]:
-    return Execution.objects.exclude(trigger=Execution.Trigger.TEST).order_by()
 
 
 def _last_status() -> Subquery:
@@ -97,7 +93,7 @@ def counts(now: datetime) -> dict[str, Any]:
     )
     in_progress = dict(now_rows)
     ended_rows = (
-        _runs()
+        runs_kept()
         .filter(
             status__in=sorted(Execution.FINISHED_STATUSES),
             finished_at__gt=now - RECENT,
@@ -208,10 +204,6 @@ def _days(now: datetime, days: int) -> tuple[ZoneInfo, list[date]]:
     return zone, [today - timedelta(days=days - 1 - n) for n in range(days)]
 
 
-def _midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=zone)
-
-
 def day_index(field: str, days: list[date], zone: ZoneInfo) -> Case:
     """The place in ``days`` of the day ``field`` falls on (for rows already bounded to
     ``days``), by comparing with each local midnight: plain comparisons the database does
@@ -219,7 +211,7 @@ def day_index(field: str, days: list[date], zone: ZoneInfo) -> Case:
     SQLite (seconds for a month of runs)."""
     return Case(
         *(
-            When(**{f"{field}__lt": _midnight(day, zone)}, then=Value(n))
+            When(**{f"{field}__lt": local_midnight(day, zone)}, then=Value(n))
             for n, day in enumerate(days[1:])
         ),
         default=Value(len(days) - 1),
@@ -239,10 +231,10 @@ def daily_outcomes(now: datetime, days: int = CHART_DAYS) -> DailyOutcomes:
     completed, and failed (failed, timed out, abandoned). One query."""
     zone, day_list = _days(now, days)
     rows = (
-        _runs()
+        runs_kept()
         .filter(
             status__in=[Status.COMPLETED, *FAILED],
-            finished_at__gte=_midnight(day_list[0], zone),
+            finished_at__gte=local_midnight(day_list[0], zone),
             finished_at__lte=now,
         )
         .annotate(day=day_index("finished_at", day_list, zone))
@@ -272,7 +264,7 @@ def slowest_trends(
     recorded). Three queries (one when nothing completed lately)."""
     zone, day_list = _days(now, days)
     slowest = list(
-        _runs()
+        runs_kept()
         .filter(
             status=Status.COMPLETED,
             finished_at__gt=now - SLOWEST_WINDOW,
@@ -295,10 +287,10 @@ def slowest_trends(
     # serves it: a condition on the status would lure SQLite onto the status index (every
     # completed run). The status is checked inside the mean instead.
     rows = (
-        _runs()
+        runs_kept()
         .filter(
             task_id__in=[row["task_id"] for row in slowest],
-            created_at__gte=_midnight(day_list[0], zone),
+            created_at__gte=local_midnight(day_list[0], zone),
             created_at__lte=now,
         )
         .annotate(day=day_index("created_at", day_list, zone))

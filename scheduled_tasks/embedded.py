@@ -52,6 +52,7 @@ from django.utils import timezone
 from scheduled_tasks import conf, leader
 from scheduled_tasks.claims import runner_identity
 from scheduled_tasks.daemon import Scheduler
+from scheduled_tasks.threads import running_here
 
 __all__ = ["LEASE_NAME", "EmbeddedScheduler", "current", "start", "start_if_enabled", "stop"]
 
@@ -193,12 +194,7 @@ class EmbeddedScheduler:
     @property
     def alive(self) -> bool:
         """True while the lease keeper thread runs in this process (False in a forked child)."""
-        return (
-            self._pid == os.getpid()
-            and self._keeper is not None
-            and self._keeper.is_alive()
-            and not self._stopped.is_set()
-        )
+        return running_here(self._pid, self._keeper, self._stopped)
 
     @property
     def is_leader(self) -> bool:

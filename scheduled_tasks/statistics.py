@@ -59,7 +59,8 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _runs() -> QuerySet[Execution]:
+def runs_kept() -> QuerySet[Execution]:
+    """The recorded runs the figures count: every trigger but test runs."""
     return Execution.objects.exclude(trigger=Execution.Trigger.TEST).order_by()
 
 
@@ -101,7 +102,7 @@ def window_counts(now: datetime) -> dict[str, dict[str, Any]]:
     rate: one query, a conditional count per window."""
     longest = max(WINDOWS.values())
     rows = (
-        _runs()
+        runs_kept()
         .filter(created_at__gt=now - longest, created_at__lte=now)
         .values_list("status")
         .annotate(
@@ -125,7 +126,8 @@ def window_counts(now: datetime) -> dict[str, dict[str, Any]]:
     }
 
 
-def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The start of ``day`` in ``zone``."""
     return datetime.combine(day, time(0), tzinfo=zone)
 
 
@@ -136,8 +138,8 @@ def daily_counts(now: datetime, days: int = DAYS_SHOWN) -> list[dict[str, Any]]:
     today = now.astimezone(zone).date()
     first = today - timedelta(days=days - 1)
     rows = (
-        _runs()
-        .filter(created_at__gte=_local_midnight(first, zone), created_at__lte=now)
+        runs_kept()
+        .filter(created_at__gte=local_midnight(first, zone), created_at__lte=now)
         .annotate(day=TruncDate("created_at", tzinfo=zone))
         .values_list("day", "status")
         .annotate(n=Count("pk"))
@@ -243,7 +245,7 @@ def performance(now: datetime, *, days: int = 30, limit: int = 10) -> dict[str, 
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise ValueError(f"limit must be a non-negative integer, not {limit!r}")
     start = now - timedelta(days=days)
-    runs = _runs().filter(created_at__gt=start, created_at__lte=now)
+    runs = runs_kept().filter(created_at__gt=start, created_at__lte=now)
     in_database = _database_percentiles()
     percentile_aggregates = (
         {

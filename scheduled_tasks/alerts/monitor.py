@@ -31,6 +31,7 @@ from django.utils import timezone
 from scheduled_tasks import conf, heartbeats
 from scheduled_tasks.alerts import notify, service
 from scheduled_tasks.models import Execution, RunnerHeartbeat
+from scheduled_tasks.threads import running_here
 
 log = logging.getLogger("scheduled_tasks.alerts")
 
@@ -167,12 +168,7 @@ class WebMonitor:
 
     @property
     def alive(self) -> bool:
-        return (
-            self._pid == os.getpid()
-            and self._thread is not None
-            and self._thread.is_alive()
-            and not self._stop.is_set()
-        )
+        return running_here(self._pid, self._thread, self._stop)
 
     def step(self, now: datetime) -> None:
         """One scheduler-down check. Never raises."""

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from scheduled_tasks import conf
 from scheduled_tasks.models import Alert, AlertNotification
+from scheduled_tasks.threads import running_here
 
 log = logging.getLogger("scheduled_tasks.alerts")
 
@@ -258,12 +259,7 @@ class Sender:
 
     @property
     def alive(self) -> bool:
-        return (
-            self._pid == os.getpid()
-            and self._thread is not None
-            and self._thread.is_alive()
-            and not self._stop.is_set()
-        )
+        return running_here(self._pid, self._thread, self._stop)
 
     def start(self) -> None:
         self._thread = threading.Thread(

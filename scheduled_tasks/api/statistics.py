@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -14,6 +12,7 @@ from rest_framework.response import Response
 
 from scheduled_tasks import statistics
 from scheduled_tasks.api import permissions
+from scheduled_tasks.api.params import bounded_int
 
 _BOUNDS = {"days": (1, 365, 30), "limit": (1, 100, 10)}
 
@@ -42,13 +41,11 @@ class StatisticsViewSet(viewsets.ViewSet):
         """Per task: runs, p50 / p95 / max duration, failure rate; the slowest tasks."""
         values, errors = {}, {}
         for name, (low, high, default) in _BOUNDS.items():
-            raw = request.query_params.get(name)
-            if raw is None:
-                values[name] = default
-            elif re.fullmatch(r"[0-9]{1,4}", raw) and low <= int(raw) <= high:
-                values[name] = int(raw)
-            else:
+            value = bounded_int(request.query_params.get(name), low, high, default)
+            if value is None:
                 errors[name] = [f"must be a whole number from {low} to {high}"]
+            else:
+                values[name] = value
         if errors:
             return Response(errors, status=status.HTTP_400_BAD_REQUEST)
         return Response(statistics.performance(timezone.now(), **values))

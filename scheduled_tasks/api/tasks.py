@@ -4,7 +4,6 @@ function, and formats."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.db.models import QuerySet
@@ -19,6 +18,7 @@ from scheduled_tasks import background, schedules, services
 from scheduled_tasks.api import permissions
 from scheduled_tasks.api.executions import ExecutionStatusSerializer
 from scheduled_tasks.api.filters import TaskFilter
+from scheduled_tasks.api.params import bounded_int
 from scheduled_tasks.api.serializers import TaskSerializer
 from scheduled_tasks.models import ScheduledTask
 from scheduled_tasks.views.tasks import upcoming_runs
@@ -94,7 +94,7 @@ class TaskViewSet(permissions.IdLookup, viewsets.ModelViewSet):
     def preview(self, request: Request, pk: str | None = None) -> Response:
         """The schedule in words and its next runs from now."""
         task = self.get_object()
-        count = _count(request.query_params.get("count"))
+        count = bounded_int(request.query_params.get("count"), 1, MAX_PREVIEW, 10)
         if count is None:
             return Response(
                 {"count": [f"must be a whole number from 1 to {MAX_PREVIEW}"]},
@@ -113,11 +113,3 @@ class TaskViewSet(permissions.IdLookup, viewsets.ModelViewSet):
                 "runs": [field.to_representation(run) for run in runs],
             }
         )
-
-
-def _count(raw: str | None, default: int = 10) -> int | None:
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= MAX_PREVIEW:
-        return None
-    return int(raw)

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_http_methods
 
-from scheduled_tasks import conf, registry, schedules, services
+from scheduled_tasks import registry, schedules, services
 from scheduled_tasks.choices import status_label
 from scheduled_tasks.forms import ALL_SCHEDULE_FIELDS, ScheduledTaskForm, SchedulePreviewForm
 from scheduled_tasks.models import Execution, ScheduledTask
@@ -98,10 +98,6 @@ def schedule_preview_data(schedule: schedules.Schedule, now: datetime) -> dict[s
         ],
         "note": note,
     }
-
-
-def _snippet_names() -> list[str]:
-    return sorted([*conf.get("NAMESPACE"), "logger", "print"], key=str.lower)
 
 
 # The runner of each listed task's latest run that a runner took, in the page's own query
@@ -217,7 +213,6 @@ def _render_form(
                 }
                 for f in registry.all_functions()
             ],
-            "snippet_names": _snippet_names(),
             "allowed_imports": ALLOWED_IMPORTS,
         },
     )
@@ -343,7 +338,6 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "task": task,
             "last_status_label": status_label(task.last_status),
             "queue_state": task_queue_state(task, now),
-            "code_lines": task.code.rstrip("\n").split("\n"),
             "function": _registered(task.function_name),
             "function_params": json.dumps(task.function_params or {}, indent=2, ensure_ascii=False),
             "upcoming": _task_upcoming(task, now),
