@@ -92,9 +92,19 @@ def _x_labels(labels: Sequence[str], centre_of: list[float]) -> list[str]:
         shown.pop(-2)  # the last label would crowd its neighbour
     return [
         f'<text class="chart-label" x="{centre_of[i]:.1f}" y="{HEIGHT - 8}" '
-        f'text-anchor="middle">{_e(labels[i])}</text>'
+        f'text-anchor="{_anchor(centre_of[i])}">{_e(labels[i])}</text>'
         for i in shown
     ]
+
+
+def _anchor(x: float) -> str:
+    """A label on the plot's very edge (a line chart's first and last point) is written
+    inward from it, or half of it would fall outside the picture."""
+    if x >= WIDTH - RIGHT - 1:
+        return "end"
+    if x <= LEFT + 1:
+        return "start"
+    return "middle"
 
 
 def stacked_bars(

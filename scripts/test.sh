@@ -15,12 +15,14 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
 # System packages the tests drive: Debian's crontab (cron scripts), flock (util-linux),
-# libseccomp2 (the sandbox's seccomp layer).
+# libseccomp2 (the sandbox's seccomp layer), chromium (the browser tests, driven by Playwright;
+# never `playwright install`: tests/test_browser.py launches /usr/bin/chromium).
 need_apt=()
 command -v crontab >/dev/null 2>&1 || need_apt+=(cron)
 command -v flock >/dev/null 2>&1 || need_apt+=(util-linux)
 compgen -G '/usr/lib/*/libseccomp.so.2' >/dev/null || compgen -G '/lib/*/libseccomp.so.2' >/dev/null \
   || need_apt+=(libseccomp2)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ "${#need_apt[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "Installing ${need_apt[*]} ..."
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -49,6 +51,7 @@ if $run_pg; then
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
   fi
   echo "== pytest on PostgreSQL"
-  # No skip here: in CI a missing PostgreSQL must fail the run.
-  DATABASE_URL="$PG_URL" .venv/bin/pytest "$@"
+  # No skip here: in CI a missing PostgreSQL must fail the run. The browser tests ran on
+  # SQLite above; what they drive is the same on both (an -m given in "$@" overrides this).
+  DATABASE_URL="$PG_URL" .venv/bin/pytest -m "not browser" "$@"
 fi

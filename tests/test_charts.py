@@ -3,6 +3,7 @@ geometry and tooltips."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -152,3 +153,12 @@ def test_x_labels_are_thinned_to_a_readable_few() -> None:
 def test_a_series_of_the_wrong_length_is_refused() -> None:
     with pytest.raises(ValueError, match="2 values for 3 labels"):
         charts.lines("c", "t", "d", ["a", "b", "c"], [Series("s", [1, 2])])
+
+
+def test_labels_on_the_plots_edges_stay_inside_the_picture() -> None:
+    labels = [f"{day:02d} Dec" for day in range(1, 8)]
+    svg = charts.lines("c", "t", "d", labels, [charts.Series("a", [1.0] * 7)])
+    anchors = re.findall(r'text-anchor="(\w+)">(\d\d Dec)<', svg)
+    assert anchors[0] == ("start", "01 Dec") and anchors[-1] == ("end", "07 Dec")
+    bars = charts.stacked_bars("b", "t", "d", labels, [charts.Series("a", [1] * 7)])
+    assert set(re.findall(r'text-anchor="(\w+)">\d\d Dec<', bars)) == {"middle"}

@@ -290,7 +290,7 @@ WRITE_METHODS = frozenset({
 })  # fmt: skip
 OTHER_MODELS = frozenset(
     {"Execution", "ExecutionLogLine", "SchedulerLease", "User", "Ticket", "Company", "Contact",
-     "Alert", "AlertNotification", "RunnerHeartbeat"}
+     "Alert", "AlertNotification", "RunnerHeartbeat", "ChartSnapshot"}
 )  # fmt: skip
 # The API's task serializer (shared by import): its save() calls services.save_task, and its
 # own module is scanned like any other.

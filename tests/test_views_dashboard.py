@@ -146,6 +146,16 @@ def test_running_now_and_failing_now_list_the_latest_first() -> None:
         ("new failure", S.TIMEOUT),
         ("old failure", S.FAILED),
     ]
+    assert [t.failing_total for t in failing] == [2, 2]
+    assert dashboard.counts(NOW, failing=2)["failing"] == dashboard.counts(NOW)["failing"] == 2
+
+
+def test_failing_now_counts_every_failing_task_beyond_the_ones_it_lists() -> None:
+    for n in range(dashboard.LISTED + 3):
+        with_last_run(make_task(name=f"broken {n:02d}"), S.FAILED, NOW - n * H)
+    failing = dashboard.failing_now()
+    assert len(failing) == dashboard.LISTED
+    assert failing[0].failing_total == dashboard.LISTED + 3
 
 
 def test_runners_say_which_mode_and_whether_alive_silent_or_stopped() -> None:
@@ -280,12 +290,13 @@ def test_dashboard_query_count_is_pinned_and_does_not_grow_with_the_rows(
 ) -> None:
     url = reverse("scheduled_tasks:dashboard")
     fill(1, 1)
-    one = page_queries(viewer_client, url)
+    page_queries(viewer_client, url)  # the first view computes the charts and stores them
+    stored = page_queries(viewer_client, url)
     fill(12, 3)
-    assert page_queries(viewer_client, url) == one
-    # session, user, the user's permissions (2); counts (5); running, failing, next runs,
-    # runners; runs per day; the slowest tasks, their names and their trend.
-    with django_assert_num_queries(17), time_machine.travel(NOW, tick=False):
+    assert page_queries(viewer_client, url) == stored
+    # session, user, the user's permissions (2); counts (5, the failing count from the list);
+    # running, failing, next runs, runners; the stored charts.
+    with django_assert_num_queries(14), time_machine.travel(NOW, tick=False):
         viewer_client.get(url)
 
 

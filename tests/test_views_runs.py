@@ -54,6 +54,31 @@ def test_execution_page_shows_output_error_and_details(viewer_client: Client) ->
     assert "http-equiv" not in html  # finished runs do not refresh
 
 
+def test_newer_and_older_runs_step_through_ties_by_id(viewer_client: Client) -> None:
+    task = make_task(name="caught up")
+    other = make_execution(make_task(name="other"), created_at=T0)  # another task's: never
+    first = make_execution(task, created_at=T0 - timedelta(hours=1))
+    # Three runs recorded at the same moment (one claim of several missed slots).
+    tied = [make_execution(task, created_at=T0) for _ in range(3)]
+    last = make_execution(task, created_at=T0 + timedelta(hours=1))
+    order = [first, *tied, last]
+
+    def neighbours(run):
+        context = viewer_client.get(
+            reverse("scheduled_tasks:execution_detail", args=[run.pk])
+        ).context
+        return (
+            context["older"] and context["older"].pk,
+            context["newer"] and context["newer"].pk,
+        )
+
+    for n, run in enumerate(order):
+        older = order[n - 1].pk if n else None
+        newer = order[n + 1].pk if n + 1 < len(order) else None
+        assert neighbours(run) == (older, newer), n
+    assert other.pk not in {pk for run in order for pk in neighbours(run)}
+
+
 def test_a_running_execution_page_follows_itself_without_reloading(viewer_client: Client) -> None:
     task = make_task(name="slow")
     execution = make_execution(task, status="running", started_at=T0)
@@ -161,6 +186,28 @@ def test_run_now_leaves_the_run_to_a_live_runner(
     assert callbacks == []  # the daemon looks for due work every second
     assert "a runner starts it within a second or so" in message_texts(response)[0]
     assert Execution.objects.get().status == "pending"
+
+
+def test_a_run_now_a_runner_started_at_once_is_not_said_to_wait_for_itself(
+    editor_client: Client, monkeypatch: Any
+) -> None:
+    from scheduled_tasks import background, heartbeats
+
+    heartbeats.beat("host:1", "daemon", timezone.now())
+    queue_run = background.queue_run
+
+    def claimed_at_once(task, now):
+        execution, how = queue_run(task, now)
+        # The daemon claims it before the page counts the runs in progress.
+        Execution.objects.filter(pk=execution.pk).update(
+            status="running", started_at=now, lease_expires_at=now + timedelta(minutes=1)
+        )
+        return execution, how
+
+    monkeypatch.setattr(background, "queue_run", claimed_at_once)
+    task = make_task(name="manual")
+    response = editor_client.post(reverse("scheduled_tasks:task_run", args=[task.pk]))
+    assert "a runner starts it within a second or so" in message_texts(response)[0]
 
 
 def test_a_stopped_or_silent_runner_does_not_count_as_alive(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.db import connection
@@ -247,7 +248,7 @@ def test_task_page_shows_the_figures_card(viewer_client: Client) -> None:
     assert "Duration p50 3.0 s · p95 3.9 s" in text
 
 
-def test_task_figures_cost_three_small_queries_whatever_the_history(
+def test_task_figures_cost_one_bounded_query_whatever_the_history(
     viewer_client: Client,
 ) -> None:
     task = make_task(name="busy")
@@ -260,13 +261,12 @@ def test_task_figures_cost_three_small_queries_whatever_the_history(
     with CaptureQueriesContext(connection) as large:
         viewer_client.get(url)
     assert len(large.captured_queries) == len(small.captured_queries)
-    percentile_queries = [
+    figure_queries = [
         q["sql"]
         for q in large.captured_queries
-        if q["sql"].startswith('SELECT "scheduled_tasks_execution"."duration_seconds"')
+        if q["sql"].endswith("LIMIT 1001")  # the latest RECENT_RUNS runs, and one to tell more
     ]
-    assert len(percentile_queries) == 2
-    assert all("LIMIT" in sql for sql in percentile_queries)
+    assert len(figure_queries) == 1
 
 
 # --- Duplicate and Delete --------------------------------------------------------------------
@@ -363,3 +363,38 @@ def test_delete_needs_the_delete_permission(editor_client: Client) -> None:
     assert editor_client.get(url).status_code == 403
     assert editor_client.post(url).status_code == 403
     assert ScheduledTask.objects.filter(pk=task.pk).exists()
+
+
+def test_task_figures_look_at_the_latest_runs_only_when_there_are_many() -> None:
+    from django.utils import timezone
+
+    from scheduled_tasks.task_stats import task_figures
+
+    now = timezone.now()
+    task = make_task(name="busy")
+    # Oldest: 3 failures; newest: 4 completed runs of 1..4 s.
+    for minutes in (50, 40, 30):
+        make_execution(task, status="failed", created_at=now - timedelta(minutes=minutes))
+    for n in range(4):
+        make_execution(task, status="completed", duration_seconds=float(n + 1),
+                       created_at=now - timedelta(minutes=n))  # fmt: skip
+
+    figures = task_figures(task, now, limit=4)
+    assert figures.capped and figures.runs == 4
+    assert (figures.finished, figures.completed, figures.timed) == (4, 4, 4)
+    assert (figures.p50_seconds, figures.p95_seconds) == (2.5, 3.85)
+    whole = task_figures(task, now)
+    assert not whole.capped and (whole.runs, whole.finished, whole.completed) == (7, 7, 4)
+
+
+def test_task_page_names_the_runs_its_figures_cover(viewer_client: Client) -> None:
+    from scheduled_tasks import task_stats
+
+    task = make_task(name="busy")
+    for _ in range(3):
+        make_execution(task, status="completed", duration_seconds=1.0)
+    url = reverse("scheduled_tasks:task_detail", args=[task.pk])
+    assert "Last 30 days" in viewer_client.get(url).content.decode()
+    with mock.patch.object(task_stats, "RECENT_RUNS", 2):
+        html = viewer_client.get(url).content.decode()
+    assert "Last 2 runs" in html

@@ -2,7 +2,9 @@
 
 - ``RunnerMonitor``, one per runner (daemon, embedded leader, cron pass): writes the runner's
   heartbeat every ``HEARTBEAT_SECONDS`` and runs every alert rule every
-  ``ALERT_CHECK_SECONDS``. It is a thread, not a step of the scheduler loop, because one
+  ``ALERT_CHECK_SECONDS``; from its thread it also recomputes the dashboard's charts every
+  ``chart_snapshot.REFRESH_SECONDS`` (never in the caller's thread: a cron pass must not wait
+  for them before it runs anything). It is a thread, not a step of the scheduler loop, because one
   tick may go on for as long as runs keep coming (a 30-minute run, a steady stream of due
   work): a loop-driven heartbeat would then report a busy scheduler as dead. The thread
   lives exactly as long as the runner (started and stopped around the loop), so it stops
@@ -69,17 +71,22 @@ class RunnerMonitor:
         monotonic: Callable[[], float] = time.monotonic,
         heartbeat_seconds: float | None = None,
         check_seconds: float | None = None,
+        charts_seconds: float | None = None,
     ) -> None:
+        from scheduled_tasks import chart_snapshot
+
         self.runner = runner
         self.kind = kind
         self.concurrency = concurrency
         self.heartbeat_seconds = float(heartbeat_seconds or conf.get("HEARTBEAT_SECONDS"))
         self.check_seconds = float(check_seconds or conf.get("ALERT_CHECK_SECONDS"))
+        self.charts_seconds = float(charts_seconds or chart_snapshot.REFRESH_SECONDS)
         self._running = running or (lambda: _running_count(runner))
         self._clock = clock
         self._monotonic = monotonic
         self._next_beat = 0.0
         self._next_check = 0.0
+        self._next_charts = 0.0
         self._started = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -99,6 +106,23 @@ class RunnerMonitor:
                 _forget_connection()
             except Exception:
                 log.exception("alert checks failed")
+
+    def refresh_charts(self, now: datetime) -> None:
+        """Recompute the dashboard's charts if their time has come and no other process did
+        lately. Never raises."""
+        from scheduled_tasks import chart_snapshot
+
+        moment = self._monotonic()
+        if moment < self._next_charts:
+            return
+        self._next_charts = moment + self.charts_seconds
+        try:
+            chart_snapshot.refresh_if_due(now)
+        except (DatabaseError, InterfaceError) as exc:
+            log.warning("dashboard charts: database unavailable: %s", exc)
+            _forget_connection()
+        except Exception:
+            log.exception("dashboard charts failed")
 
     def beat(self, now: datetime) -> bool:
         try:
@@ -146,10 +170,13 @@ class RunnerMonitor:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                wait = min(self._next_beat, self._next_check) - self._monotonic()
+                wait = min(self._next_beat, self._next_check, self._next_charts)
+                wait -= self._monotonic()
                 if wait > 0 and self._stop.wait(wait):
                     break
                 self.step(self._clock())
+                if not self._stop.is_set():
+                    self.refresh_charts(self._clock())
                 with contextlib.suppress(Exception):
                     close_old_connections()
         finally:

@@ -3,6 +3,7 @@
 from scheduled_tasks.models.alerts import Alert, AlertNotification
 from scheduled_tasks.models.executions import Execution, ExecutionLogLine
 from scheduled_tasks.models.runners import RunnerHeartbeat, SchedulerLease
+from scheduled_tasks.models.snapshots import ChartSnapshot
 from scheduled_tasks.models.tasks import (
     RUN_SETTINGS,
     ScheduledTask,
@@ -15,6 +16,7 @@ __all__ = [
     "RUN_SETTINGS",
     "Alert",
     "AlertNotification",
+    "ChartSnapshot",
     "Execution",
     "ExecutionLogLine",
     "RunnerHeartbeat",

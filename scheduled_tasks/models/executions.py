@@ -136,13 +136,20 @@ class Execution(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["task", "-created_at"], name="sched_exec_task_time"),
+            # A task's runs by outcome (its page's counts and status filter, newest first), and
+            # all runs by outcome, newest id first (the runs list's status filter, paged by id):
+            # each a range of one index.
+            models.Index(fields=["task", "status", "created_at"], name="sched_exec_task_status"),
+            models.Index(fields=["status", "id"], name="sched_exec_status_id"),
             models.Index(fields=["status", "lease_expires_at"], name="sched_exec_status"),
             models.Index(fields=["status", "not_before"], name="sched_exec_pending"),
             # Runs that ended lately, by outcome: the alert rules' candidates (failed or
             # skipped in the last hour) without reading the whole history. Partial on ended
             # runs, so the runner's queries on pending and running runs keep their own indexes.
+            # The trigger rides along so that counts leaving test runs out (the dashboard's)
+            # are read from the index alone.
             models.Index(
-                fields=["status", "finished_at"],
+                fields=["status", "finished_at", "trigger"],
                 condition=models.Q(finished_at__isnull=False),
                 name="sched_exec_finished",
             ),

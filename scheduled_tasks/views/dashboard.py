@@ -12,7 +12,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from scheduled_tasks import charts, dashboard
+from scheduled_tasks import chart_snapshot, charts, dashboard
 from scheduled_tasks.choices import status_label
 from scheduled_tasks.views.access import view_required
 
@@ -53,8 +53,8 @@ def _trend_chart(days: list[date], trends: list[dashboard.DurationTrend]) -> str
 @require_safe
 def dashboard_page(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    outcomes = dashboard.daily_outcomes(now)
-    days, trends = dashboard.slowest_trends(now)
+    figures = chart_snapshot.current(now)
+    outcomes, days, trends = figures.outcomes, figures.trend_days, figures.trends
     failing = dashboard.failing_now()
     for task in failing:
         task.latest_status_label = status_label(task.latest_status)
@@ -63,7 +63,7 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
         "scheduled_tasks/dashboard.html",
         {
             "now": now,
-            "counts": dashboard.counts(now),
+            "counts": dashboard.counts(now, failing=failing[0].failing_total if failing else 0),
             "running": dashboard.running_now(),
             "failing": failing,
             "next_runs": dashboard.next_runs(),
@@ -71,6 +71,7 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
             # The chart functions escape every text they draw.
             "outcomes_chart": mark_safe(_outcomes_chart(outcomes)),  # noqa: S308
             "trends": trends,
+            "charts_at": figures.computed_at,
             "trend_chart": mark_safe(_trend_chart(days, trends)) if trends else "",  # noqa: S308
         },
     )

@@ -38,7 +38,9 @@ def task_run(request: HttpRequest, task: ScheduledTask) -> HttpResponse:
     end); a runner starts it (see ``background.hand_over``), never this request."""
     now = timezone.now()
     execution, how = background.queue_run(task, now)
-    busy = Execution.objects.live(now).filter(task=task).count() >= task.max_instances
+    # Runs in progress besides this one (a runner may have claimed it already).
+    others = Execution.objects.live(now).filter(task=task).exclude(pk=execution.pk)
+    busy = others.count() >= task.max_instances
     if busy:
         when = "it starts when the run in progress ends"
     elif how == background.BY_WEB:
@@ -98,13 +100,19 @@ def test_run(request: HttpRequest) -> JsonResponse:
 
 
 def _neighbour(execution: Execution, *, newer: bool) -> Execution | None:
-    """The task's run just after (``newer``) or just before this one; ``pk`` breaks ties."""
-    op, order = ("gt", ("created_at", "pk")) if newer else ("lt", ("-created_at", "-pk"))
-    after = Q(**{f"created_at__{op}": execution.created_at})
-    tied = Q(created_at=execution.created_at, **{f"pk__{op}": execution.pk})
+    """The task's run just after (``newer``) or just before this one; ``pk`` breaks ties.
+    Written as a range on the time (``>=`` / ``<=``) less the tied runs on the wrong side of
+    ``pk``, so the database reads the (task, created_at) index from this run on and stops at
+    the first row; an OR of the two cases would make it filter the task's whole history."""
+    if newer:
+        bound, tied_side, order = "gte", "lte", ("created_at", "pk")
+    else:
+        bound, tied_side, order = "lte", "gte", ("-created_at", "-pk")
     return (
-        Execution.objects.filter(task_id=execution.task_id)
-        .filter(after | tied)
+        Execution.objects.filter(
+            task_id=execution.task_id, **{f"created_at__{bound}": execution.created_at}
+        )
+        .exclude(created_at=execution.created_at, **{f"pk__{tied_side}": execution.pk})
         .only("pk")
         .order_by(*order)
         .first()
@@ -114,7 +122,9 @@ def _neighbour(execution: Execution, *, newer: bool) -> Execution | None:
 @view_required
 @require_GET
 def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    execution = get_object_or_404(Execution.objects.select_related("task", "cancelled_by"), pk=pk)
+    execution = get_object_or_404(
+        Execution.objects.select_related("task", "cancelled_by", "version"), pk=pk
+    )
     newer = _neighbour(execution, newer=True)
     older = _neighbour(execution, newer=False)
     # Every attempt of this run: the first execution and its retries, in order.
