@@ -266,7 +266,7 @@ def _worker(backend: str, sizes: list[int], reps: int) -> dict:
         t0 = time.perf_counter()
         now = timezone.now()
         leases.reap_abandoned(now)
-        work = runner._due_work(now)
+        work = runner.due_work(now)
         slots = [claims.Slot(w.task_id, w.slot) for w in work if w.slot]
         claimed = []
         for i in range(0, len(slots), runner.CLAIM_BATCH):  # as tick() does

@@ -8,6 +8,8 @@
 - a live daemon or embedded leader elsewhere (a fresh ``RunnerHeartbeat`` of a scheduler that
   has not stopped) needs nothing: its idle wait looks for due work every second
   (``daemon.PEEK_SECONDS``);
+- with a backend whose workers run the work (Celery), the run is claimed for them and sent at
+  once;
 - with no live runner, this web process starts the run itself in a background thread (never
   in the request): the thread claims it like any runner (``claims.claim_pending``, which
   respects ``max_instances`` and lets manual runs of inactive tasks run) and runs it through
@@ -35,6 +37,7 @@ from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from scheduled_tasks import claims, conf, run_requests, runner
+from scheduled_tasks.backends import base as backends_base
 from scheduled_tasks.models import Execution, RunnerHeartbeat, ScheduledTask
 
 log = logging.getLogger("scheduled_tasks.runner")
@@ -47,6 +50,7 @@ PROMPT_KINDS = (Mode.DAEMON, Mode.EMBEDDED)
 BY_THIS_PROCESS = "embedded"
 BY_RUNNER = "runner"
 BY_WEB = "web"
+BY_WORKERS = "workers"
 
 
 def runner_alive(now: datetime) -> bool:
@@ -60,10 +64,14 @@ def runner_alive(now: datetime) -> bool:
 
 def hand_over(execution_id: int, now: datetime) -> str:
     """Make sure the queued run ``execution_id`` starts soon (see the module); say how:
-    :data:`BY_THIS_PROCESS`, :data:`BY_RUNNER` or :data:`BY_WEB`. What it starts, it starts
-    once the caller's transaction commits (at once in autocommit)."""
-    from scheduled_tasks import embedded
+    :data:`BY_WORKERS`, :data:`BY_THIS_PROCESS`, :data:`BY_RUNNER` or :data:`BY_WEB`. What it
+    starts, it starts once the caller's transaction commits (at once in autocommit)."""
+    from scheduled_tasks import backends, embedded
 
+    backend = backends.current()
+    if not backend.executes_here:
+        transaction.on_commit(lambda: send_to_workers(execution_id, backend))
+        return BY_WORKERS
     scheduler = embedded.current()
     if scheduler is not None and scheduler.is_leader:
         transaction.on_commit(scheduler.wake)
@@ -72,6 +80,23 @@ def hand_over(execution_id: int, now: datetime) -> str:
         return BY_RUNNER
     transaction.on_commit(lambda: start(execution_id))
     return BY_WEB
+
+
+def send_to_workers(execution_id: int, backend: backends_base.Backend) -> bool:
+    """With a backend whose workers run the work: claim the queued run for them and send it
+    at once (a runner would within a second; this spares the wait). False if it could not
+    be claimed now (its task is busy) or sent: a runner's tick claims and sends it later."""
+    claim = claims.claim_pending(
+        execution_id, timezone.now, runner=f"{claims.runner_identity()}:web", start=False
+    )
+    if claim is None:
+        return False
+    try:
+        backend.submit([execution_id])
+    except backends_base.BackendError as exc:
+        log.error("execution %s: could not send it to the workers now: %s", execution_id, exc)
+        return False
+    return True
 
 
 def queue_run(task: ScheduledTask, now: datetime) -> tuple[Execution, str]:

@@ -366,3 +366,18 @@ def check_alert_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return problems
+
+
+@register()
+def check_backend(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """SCHEDULED_TASKS['BACKEND'] names a backend that loads, configured as it needs."""
+    from scheduled_tasks import backends
+
+    try:
+        backend = backends.current()
+    except backends.BackendError as exc:
+        return [Error(f"SCHEDULED_TASKS['BACKEND']: {exc}.", id="scheduled_tasks.E060")]
+    return [
+        Error(f"SCHEDULED_TASKS['BACKEND'] {backend.name!r}: {problem}", id="scheduled_tasks.E061")
+        for problem in backend.check()
+    ]

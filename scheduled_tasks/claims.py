@@ -286,8 +286,11 @@ def claim_manual(
     *,
     trigger: str = Execution.Trigger.MANUAL,
     runner: str | None = None,
+    start: bool = True,
 ) -> Claim:
-    """Start a run outside the schedule ("Run now", ``--task-id``). Raises :class:`TaskBusy`."""
+    """Start a run outside the schedule ("Run now", ``--task-id``): ``running`` under this
+    runner's lease, or with ``start=False`` ``pending`` under it (for a worker to start, see
+    ``backends``). Raises :class:`TaskBusy`."""
     with transaction.atomic():
         locked = _locked(ScheduledTask.objects.filter(pk=task.pk)).first()
         if locked is None:
@@ -296,9 +299,10 @@ def claim_manual(
             raise TaskBusy(f"Task “{locked.name}” is already running; try again when it ends.")
         execution = Execution.objects.create(
             task=locked,
-            status=Status.RUNNING,
+            status=Status.RUNNING if start else Status.PENDING,
             trigger=trigger,
-            started_at=now,
+            started_at=now if start else None,
+            not_before=None if start else now,
             created_at=now,
             lease_expires_at=lease_until(now),
             runner=runner or runner_identity(),
@@ -310,10 +314,11 @@ def claim_manual(
 
 
 def claim_pending(
-    execution_id: int, now: datetime | Clock, *, runner: str | None = None
+    execution_id: int, now: datetime | Clock, *, runner: str | None = None, start: bool = True
 ) -> Claim | None:
     """Start a pending execution whose time has come (a retry, or a claim handed back), or
-    None if someone else took it or its task has no room."""
+    None if someone else took it or its task has no room. With ``start=False`` it stays
+    ``pending``, now under this runner's lease (for a worker to start, see ``backends``)."""
     clock = now if callable(now) else (lambda: now)
     with transaction.atomic():
         pending = Execution.objects.filter(pk=execution_id, status=Status.PENDING).first()
@@ -338,11 +343,12 @@ def claim_pending(
         if _live_counts([task.pk], checked_at).get(task.pk, 0) >= task.max_instances:
             return None
         moment = clock()  # after the look at running runs: when the run starts
+        started = {"status": Status.RUNNING, "started_at": moment} if start else {}
+        # Nobody's claim (no lease): a run another runner holds is not taken from it.
         changed = Execution.objects.filter(
-            pk=execution_id, status=Status.PENDING, not_before__lte=moment
+            pk=execution_id, status=Status.PENDING, not_before__lte=moment, lease_expires_at=None
         ).update(
-            status=Status.RUNNING,
-            started_at=moment,
+            **started,
             lease_expires_at=lease_until(moment),
             runner=runner or runner_identity(),
             # What runs is the task's code as it is now (a retry's code may have been edited

@@ -54,6 +54,15 @@ DEFAULTS: dict[str, Any] = {
     "SANDBOX_DATABASE_URL": None,
     # Days execution history is kept (used by the cleanup job).
     "CLEANUP_DAYS": 30,
+    # Where claimed executions run (scheduled_tasks/backends/): "inline" (the runner that
+    # claims a run executes it) or "celery" (the runner claims and enqueues one message per
+    # execution; `celery -A ticketproo worker` processes run them), or the dotted path of a
+    # Backend class. Environment: SCHEDULED_TASKS_BACKEND.
+    "BACKEND": "inline",
+    # The Celery backend: the app (dotted path; None: Celery's current app) and the queue an
+    # execution's message goes to when its task names none.
+    "CELERY_APP": None,
+    "CELERY_QUEUE": "scheduled_tasks",
     # Run the scheduler loop in each web process; a database leader lock lets one process
     # schedule at a time.
     "EMBEDDED": False,

@@ -33,7 +33,7 @@ from typing import Any
 from django.db import DatabaseError, InterfaceError, close_old_connections, connection
 from django.utils import timezone
 
-from scheduled_tasks import claims, conf, leases, runner
+from scheduled_tasks import backends, claims, conf, leases, runner
 from scheduled_tasks.models import Execution
 from scheduled_tasks.pool import follows_children
 from scheduled_tasks.sandbox import SnippetResult, run_function, run_snippet, spares
@@ -329,7 +329,7 @@ class Scheduler:
         if self.stopping:
             return 0.0
         after = self._clock()
-        progressed = bool(report.executions or report.skipped)
+        progressed = bool(report.executions or report.skipped or report.dispatched)
         return plan_sleep(
             after,
             self._next_due_at(after),
@@ -343,7 +343,12 @@ class Scheduler:
         # record and the next claim (never inside a run: the fork holds up its record), or
         # before the loop sleeps. One more than the slots: a run that follows another at once
         # takes a spare made a run earlier, already confined, not the one just forked.
-        with spares.kept_warm(self.concurrency + 1), self._monitor():
+        # With workers elsewhere (Celery) nothing is forked here: no spares.
+        warm = backends.current().executes_here
+        with (
+            spares.kept_warm(self.concurrency + 1) if warm else contextlib.nullcontext(),
+            self._monitor(),
+        ):
             self._loop()
 
     # -- alerts (scheduled_tasks/alerts/) ----------------------------------------------------

@@ -42,6 +42,22 @@ def start(claim: Claim, now: datetime, *, runner: str | None = None) -> bool:
     return bool(changed)
 
 
+def take(execution_id: int, now: datetime, *, runner: str) -> Execution | None:
+    """A worker begins a run a dispatcher claimed for it (``pending`` under a lease): the
+    compare-and-set that makes a message delivered twice run once. Returns the execution,
+    now ``running`` under ``runner``'s lease, with its task; None if it is no longer a pending
+    claim (started by another worker, ended, cancelled, or handed back after its lease ran
+    out: the dispatcher then sends it again)."""
+    changed = Execution.objects.filter(
+        pk=execution_id, status=Status.PENDING, lease_expires_at__isnull=False
+    ).update(
+        status=Status.RUNNING, started_at=now, lease_expires_at=lease_until(now), runner=runner
+    )
+    if not changed:
+        return None
+    return Execution.objects.select_related("task").get(pk=execution_id)
+
+
 def release(claims: Iterable[Claim], now: datetime) -> int:
     """Hand claimed runs that were never started back to any runner (on shutdown)."""
     ids = [c.execution.pk for c in claims if c.execution.status == Status.PENDING]

@@ -18,6 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from scheduled_tasks import (
+    backends,
     claims,
     conf,
     leases,
@@ -70,6 +71,10 @@ class TickReport:
     skipped: list[Execution] = field(default_factory=list)  # missed slots recorded, not run
     busy: list[ScheduledTask] = field(default_factory=list)  # at their max_instances
     abandoned: int = 0
+    # A backend whose workers run the work elsewhere (``dispatch``): what was handed to it,
+    # and what was claimed but could not be (sent again once its claim expires).
+    dispatched: list[Execution] = field(default_factory=list)
+    undelivered: list[Execution] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Execution]:
@@ -259,7 +264,9 @@ def finish_run(
     return execution
 
 
-def _due_work(now: datetime) -> list[_Work]:
+def due_work(now: datetime) -> list[_Work]:
+    """What is due at ``now`` (slots and retries, at most ``TICK_BATCH``), the most urgent
+    first."""
     slots = ScheduledTask.objects.due(now).values_list("pk", "next_run_at", "priority")
     retries = Execution.objects.due_retries(now).values_list(
         "pk", "task_id", "not_before", "task__priority"
@@ -297,6 +304,11 @@ def tick(
     abandoned.
     """
     runner = runner or claims.runner_identity()
+    backend = backends.current()
+    if not backend.executes_here:
+        from scheduled_tasks.dispatch import dispatch
+
+        return dispatch(now, backend, clock=clock, runner=runner, should_stop=should_stop)
     if not any_work(
         Execution.objects.stale(now),
         ScheduledTask.objects.due(now),
@@ -312,7 +324,7 @@ def tick(
         on_finish,
     )
     report = TickReport(abandoned=leases.reap_abandoned(now))
-    work = deque(_due_work(now))
+    work = deque(due_work(now))
     look_again = time.monotonic() + LOOK_AGAIN_SECONDS
     try:
         while True:
@@ -350,7 +362,7 @@ def _look_for_work(work: deque[_Work], moment: datetime) -> float:
     """While runs go on and a slot is free: add what is due at ``moment`` to ``work``; return
     the seconds until the next look (when the next thing comes due, at most a second: a task
     created or edited meanwhile comes due without notice)."""
-    work.extend(_due_work(moment))
+    work.extend(due_work(moment))
     if work:
         return LOOK_AGAIN_SECONDS
     due_at = next_due_at(moment)
@@ -431,9 +443,11 @@ def next_due_at(now: datetime) -> datetime | None:
     from django.db.models import Min
 
     slot = ScheduledTask.objects.filter(is_active=True).aggregate(m=Min("next_run_at"))["m"]
-    retry = Execution.objects.filter(status=Execution.Status.PENDING).aggregate(
-        m=Min("not_before")
-    )["m"]
+    # Pending runs nobody holds: a run claimed for a worker (a backend's queue) is not due
+    # here again until its claim expires (the reaper's look, at least every interval).
+    retry = Execution.objects.filter(
+        status=Execution.Status.PENDING, lease_expires_at__isnull=True
+    ).aggregate(m=Min("not_before"))["m"]
     candidates = [moment for moment in (slot, retry) if moment is not None]
     return min(candidates) if candidates else None
 
@@ -474,7 +488,14 @@ def run_task_now(
     runner: str | None = None,
     on_start: Hook = None,
 ) -> Execution:
-    """Run one task immediately, outside its schedule. Raises :class:`TaskBusy`."""
+    """Run one task immediately, outside its schedule (with a backend whose workers run
+    the work, hand it to them: the execution is returned ``pending``). Raises
+    :class:`TaskBusy`."""
+    backend = backends.current()
+    if not backend.executes_here:
+        claim = claims.claim_manual(task, now, trigger=trigger, runner=runner, start=False)
+        backend.submit([claim.execution.pk])
+        return claim.execution
     claim = claims.claim_manual(task, now, trigger=trigger, runner=runner)
     return run_claim(
         claim,

@@ -62,6 +62,26 @@ def sandbox_database_role(request: pytest.FixtureRequest) -> Iterator[None]:
         cursor.execute(f'DROP ROLE "{role}"')
 
 
+@pytest.fixture(autouse=True)
+def charts_only_from_the_test_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A runner's monitor thread recomputes the dashboard's charts on a database connection of
+    its own: in a test that runs in a transaction, the row it stores (at the test's frozen
+    clock) would be committed and outlive the test, and a later test would read those charts
+    as fresh. Threads other than the test's own leave the charts alone here; the refresh
+    itself is tested directly (tests/test_chart_snapshot.py)."""
+    import threading
+
+    from scheduled_tasks import chart_snapshot
+
+    refresh_if_due = chart_snapshot.refresh_if_due
+    main = threading.main_thread()
+
+    def from_the_test_thread_only(now: datetime) -> bool:
+        return refresh_if_due(now) if threading.current_thread() is main else False
+
+    monkeypatch.setattr(chart_snapshot, "refresh_if_due", from_the_test_thread_only)
+
+
 def database_url_for_subprocess() -> str:
     """A DATABASE_URL pointing child processes at the database the tests are using."""
     from django.db import connection

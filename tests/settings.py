@@ -9,7 +9,7 @@ from ticketproo.settings import BASE_DIR, DATABASES, LOGGING
 SECRET_KEY = "test-secret-key-ticketproo-NEVER-LEAK-4f9c2e71"
 
 worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not :memory:, so forked sandbox children and real runner processes see the data.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{worker}.sqlite3")}
 else:
@@ -33,7 +33,7 @@ SCHEDULED_TASKS = {
 }
 LOGGING["handlers"]["scheduled_tasks_file"]["filename"] = str(TEST_LOG_FILE)
 
-if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+if not DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Snippets connect as a sandbox role holding the allowlist only; tests/conftest.py creates
     # it on the test database after the migrations (``sync_sandbox_role``). Roles are global
     # to the server: one per worker, dropped at the end of the run.

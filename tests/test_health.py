@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -11,9 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from scheduled_tasks import embedded, heartbeats
+from scheduled_tasks import health as health_checks
 from scheduled_tasks.alerts import monitor, service
 from scheduled_tasks.models import Alert
-from scheduled_tasks.views import health as health_view
 from tests.factories import T0, make_task
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +66,7 @@ def test_a_stale_heartbeat_is_unhealthy_and_a_fresh_one_resolves_the_alert(clien
 
 
 def test_the_database_not_answering_is_unhealthy(client: Client, monkeypatch):
-    monkeypatch.setattr(health_view, "_database_ok", lambda: False)
+    monkeypatch.setattr(health_checks, "database_ok", lambda: False)
     response = get_health(client)
     assert response.status_code == 503
     body = response.json()
@@ -149,3 +150,74 @@ def test_the_web_monitor_step_runs_the_scheduler_down_check_and_never_raises(mon
 
     monkeypatch.setattr(service, "check_scheduler_down", broken)
     web.step(T0)  # logged, not raised
+
+
+# -- what the report holds, and the command -------------------------------------------------
+
+
+def test_the_report_lists_runners_and_counts_queued_and_running_runs(client: Client):
+    from tests.factories import make_execution, make_user
+
+    now = timezone.now()
+    heartbeats.beat("host:1", "daemon", now, started=True)
+    heartbeats.beat("host:2", "worker", now - timedelta(seconds=5), started=True)
+    task = make_task()
+    make_execution(task, status="running", started_at=now)
+    make_execution(task, status="pending", not_before=now - timedelta(seconds=1))
+    make_execution(task, status="pending", not_before=now + timedelta(minutes=5))
+    body = get_health(client).json()
+    assert body["executions"] == {"queued": 1, "waiting": 1, "running": 1}
+    assert body["backend"] == {"name": "inline", "ok": True}
+    assert [(r["kind"], r["state"]) for r in body["runners"]] == [
+        ("daemon", "alive"),
+        ("worker", "alive"),
+    ]
+    assert "name" not in body["runners"][0]  # anonymous: no host names
+    client.force_login(make_user("ops", perms=("view_scheduledtask",)))
+    named = get_health(client).json()
+    assert [r["name"] for r in named["runners"]] == ["host:1", "host:2"]
+
+
+def test_with_celery_an_unreachable_broker_or_no_worker_is_unhealthy(client: Client, settings):
+    from scheduled_tasks.backends import celery as celery_backend
+
+    settings.SCHEDULED_TASKS = {
+        **settings.SCHEDULED_TASKS,
+        "BACKEND": "celery",
+        "CELERY_APP": "ticketproo.celery.app",
+    }
+    heartbeats.beat("host:1", "daemon", timezone.now(), started=True)
+    app = celery_backend.celery_app()
+    secret_url = "redis://:hunter2-secret@127.0.0.1:1/0"
+    original = app.conf.broker_url
+    app.conf.broker_url = secret_url
+    try:
+        response = get_health(client)
+    finally:
+        app.conf.broker_url = original
+    assert response.status_code == 503
+    body = response.json()
+    assert body["backend"]["broker"]["ok"] is False
+    assert body["backend"]["broker"]["error"]  # the kind of error ...
+    assert "hunter2" not in response.content.decode()  # ... never the URL or its text
+    assert body["backend"]["workers_alive"] == 0
+
+
+def test_scheduler_status_exits_zero_when_healthy_and_one_when_not(capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError) as failure:
+        call_command("scheduler_status")
+    assert failure.value.returncode == 1
+    out = capsys.readouterr().out
+    assert "Status: unavailable" in out and "no scheduler has sent a heartbeat" in out
+
+    heartbeats.beat("host:1", "daemon", timezone.now(), started=True)
+    call_command("scheduler_status")
+    out = capsys.readouterr().out
+    assert "Status: ok" in out and "Backend: inline, ok" in out
+    assert "daemon    alive    host:1" in out
+    call_command("scheduler_status", "--json")
+    body = json.loads(capsys.readouterr().out)
+    assert body["status"] == "ok" and body["runners"][0]["name"] == "host:1"

@@ -87,7 +87,7 @@ ALL_FIELDS = (
     "name", "description", "code", "function_name", "function_params", "schedule_kind",
     "every", "unit", "anchor", "cron_expression", "run_at", "time_zone", "is_active",
     "timeout_seconds", "catch_up", "grace_seconds", "max_instances", "max_retries",
-    "retry_backoff_seconds", "priority",
+    "retry_backoff_seconds", "priority", "queue",
 )  # fmt: skip
 INTERVAL_ONLY = ("every", "unit", "anchor")
 
@@ -177,6 +177,7 @@ def test_export_writes_the_documented_keys_sorted_by_name() -> None:
         "max_retries": 0,
         "retry_backoff_seconds": 60,
         "priority": 0,
+        "queue": "",
     }
     assert data[2]["active"] is False
     assert data[2]["timeout_seconds"] is None
@@ -475,7 +476,7 @@ def test_export_of_cron_one_off_and_function_tasks(
     assert list(function) == [
         "name", "description", "function", "schedule", "time_zone", "active", "timeout_seconds",
         "catch_up", "grace_seconds", "max_instances", "max_retries", "retry_backoff_seconds",
-        "priority",
+        "priority", "queue",
     ]  # fmt: skip
 
 
@@ -820,6 +821,9 @@ INVALID_ENTRIES = [
         'catch_up: must be one of "run_once", "skip", not "sometimes"',
     ),
     (entry("bad", catch_up=None), 'catch_up: must be one of "run_once", "skip", not null'),
+    (entry("bad", queue=5), "queue: must be a string, not a number"),
+    (entry("bad", queue="two words"), "queue: A queue name: letters, digits and _ . : -"),
+    (entry("bad", queue="q" * 101), "queue: Ensure this value has at most 100 characters"),
     ("oops", "entry 2: must be an object, not a string"),
     (["nested"], "entry 2: must be an object, not a list"),
     (None, "entry 2: must be an object, not null"),

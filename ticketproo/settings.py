@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from ticketproo.env import env_bool, env_list, env_str
+from ticketproo.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -75,6 +75,9 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's SQLite backend with each SQLite call under the sandbox's fork gate: a snippet's
+    # process forked while another thread was inside SQLite would hang on SQLite's locks.
+    DATABASES["default"]["ENGINE"] = "scheduled_tasks.db.sqlite3"
     # WAL lets the web server read while a runner writes; a busy timeout makes concurrent
     # runners wait for the write lock instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {
@@ -116,9 +119,34 @@ LOG_DIR = BASE_DIR / "logs"
 SCHEDULED_TASKS = {
     "LOG_FILE": LOG_DIR / "scheduled_tasks.log",
     "EMBEDDED": env_bool("SCHEDULED_TASKS_EMBEDDED", False),
+    # "inline" (one machine) or "celery" (workers run the executions: docs/deployment.md).
+    "BACKEND": env_str("SCHEDULED_TASKS_BACKEND", "inline"),
+    "CELERY_APP": "ticketproo.celery.app",
+    "LEASE_SECONDS": env_int("SCHEDULED_TASKS_LEASE_SECONDS", 60),
     # PostgreSQL: the role snippets connect as (``manage.py sync_sandbox_role`` prints it).
     "SANDBOX_DATABASE_URL": env_str("SANDBOX_DATABASE_URL", "") or None,
 }
+
+# Celery (ticketproo/celery.py), used when SCHEDULED_TASKS["BACKEND"] is "celery": workers
+# run the executions the scheduler claims. The execution row is the truth, so a message may be
+# delivered twice or lost: acknowledged late (after the run), one message at a time per worker
+# process, and re-delivered if its worker dies. On Redis an unacknowledged message comes back
+# after the visibility timeout: it must exceed the longest run (the timeout's upper bound, a
+# day) or a long run would be delivered again while it goes on (the row would refuse it, but
+# the message would keep coming back).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 25 * 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "scheduled_tasks"
+# JSON only: a pickled message is code a broker could make a worker run.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TIMEZONE = "UTC"
 
 LOGGING = {
     "version": 1,

@@ -47,6 +47,18 @@ def _forget_connection() -> None:
         connections["default"].close()
 
 
+def _never_raising(what: str, step: Callable[[], object]) -> None:
+    """Run one step of a monitor; log its failure (a database gone: a warning, and a fresh
+    connection next time) instead of raising into the thread."""
+    try:
+        step()
+    except (DatabaseError, InterfaceError) as exc:
+        log.warning("%s: database unavailable: %s", what, exc)
+        _forget_connection()
+    except Exception:
+        log.exception("%s failed", what)
+
+
 def _running_count(runner: str) -> int:
     return Execution.objects.running().filter(runner=runner).count()
 
@@ -72,6 +84,7 @@ class RunnerMonitor:
         heartbeat_seconds: float | None = None,
         check_seconds: float | None = None,
         charts_seconds: float | None = None,
+        rules: bool = True,
     ) -> None:
         from scheduled_tasks import chart_snapshot
 
@@ -81,6 +94,8 @@ class RunnerMonitor:
         self.heartbeat_seconds = float(heartbeat_seconds or conf.get("HEARTBEAT_SECONDS"))
         self.check_seconds = float(check_seconds or conf.get("ALERT_CHECK_SECONDS"))
         self.charts_seconds = float(charts_seconds or chart_snapshot.REFRESH_SECONDS)
+        # A Celery worker beats only: the alert rules and the charts are the scheduler's.
+        self.rules = rules
         self._running = running or (lambda: _running_count(runner))
         self._clock = clock
         self._monotonic = monotonic
@@ -97,15 +112,9 @@ class RunnerMonitor:
         if moment >= self._next_beat:
             self._next_beat = moment + self.heartbeat_seconds
             self.beat(now)
-        if moment >= self._next_check:
+        if self.rules and moment >= self._next_check:
             self._next_check = moment + self.check_seconds
-            try:
-                service.check_all(now)
-            except (DatabaseError, InterfaceError) as exc:
-                log.warning("alert checks: database unavailable: %s", exc)
-                _forget_connection()
-            except Exception:
-                log.exception("alert checks failed")
+            _never_raising("alert checks", lambda: service.check_all(now))
 
     def refresh_charts(self, now: datetime) -> None:
         """Recompute the dashboard's charts if their time has come and no other process did
@@ -113,16 +122,10 @@ class RunnerMonitor:
         from scheduled_tasks import chart_snapshot
 
         moment = self._monotonic()
-        if moment < self._next_charts:
+        if not self.rules or moment < self._next_charts:
             return
         self._next_charts = moment + self.charts_seconds
-        try:
-            chart_snapshot.refresh_if_due(now)
-        except (DatabaseError, InterfaceError) as exc:
-            log.warning("dashboard charts: database unavailable: %s", exc)
-            _forget_connection()
-        except Exception:
-            log.exception("dashboard charts failed")
+        _never_raising("dashboard charts", lambda: chart_snapshot.refresh_if_due(now))
 
     def beat(self, now: datetime) -> bool:
         try:
@@ -146,7 +149,8 @@ class RunnerMonitor:
 
     def start(self, now: datetime | None = None) -> None:
         self.step(now or self._clock())
-        notify.start_sender()
+        if self.rules:
+            notify.start_sender()
         self._thread = threading.Thread(
             target=self._run, name="scheduled-tasks-monitor", daemon=True
         )
@@ -164,13 +168,17 @@ class RunnerMonitor:
             heartbeats.stopped(self.runner, self._clock())
         except Exception:
             log.warning("could not record that runner %s stopped", self.runner, exc_info=True)
-        if self.kind in (RunnerHeartbeat.Mode.DAEMON, RunnerHeartbeat.Mode.CRON):
+        if self.kind in (RunnerHeartbeat.Mode.DAEMON, RunnerHeartbeat.Mode.CRON) and self.rules:
             notify.stop_sender()
 
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                wait = min(self._next_beat, self._next_check, self._next_charts)
+                wait = (
+                    min(self._next_beat, self._next_check, self._next_charts)
+                    if self.rules
+                    else self._next_beat
+                )
                 wait -= self._monotonic()
                 if wait > 0 and self._stop.wait(wait):
                     break
@@ -199,13 +207,7 @@ class WebMonitor:
 
     def step(self, now: datetime) -> None:
         """One scheduler-down check. Never raises."""
-        try:
-            service.check_scheduler_down(now)
-        except (DatabaseError, InterfaceError) as exc:
-            log.warning("scheduler-down check: database unavailable: %s", exc)
-            _forget_connection()
-        except Exception:
-            log.exception("scheduler-down check failed")
+        _never_raising("scheduler-down check", lambda: service.check_scheduler_down(now))
 
     def start(self) -> None:
         self._thread = threading.Thread(

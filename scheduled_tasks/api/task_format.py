@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone as dj_timezone
 
 from scheduled_tasks import registry, schedules
@@ -316,6 +317,8 @@ class _EntryReader:
         for key in SETTING_KEYS:
             if key == "catch_up":
                 values[key] = self._catch_up()
+            elif key == "queue":
+                values[key] = self._queue()
             else:
                 values[key] = self._int_setting(key)
         return values
@@ -326,6 +329,19 @@ class _EntryReader:
             valid = ", ".join(f'"{v}"' for v in CATCH_UP_VALUES)
             self.problem("catch_up", f"must be one of {valid}, not {json.dumps(value)}")
             return _default("catch_up")
+        return value
+
+    def _queue(self) -> str:
+        value = self.raw.get("queue", "")
+        if not isinstance(value, str):
+            self.problem("queue", f"must be a string, not {_type_name(value)}")
+            return ""
+        field = ScheduledTask._meta.get_field("queue")
+        try:
+            field.clean(value, None)
+        except ValidationError as exc:
+            self.problem("queue", " ".join(exc.messages))
+            return ""
         return value
 
     def _int_setting(self, key: str) -> int | None:

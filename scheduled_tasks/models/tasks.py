@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone as dj_timezone
 
@@ -37,6 +37,7 @@ RUN_SETTINGS = (
     "max_retries",
     "retry_backoff_seconds",
     "priority",
+    "queue",
 )
 
 
@@ -148,6 +149,20 @@ class ScheduledTask(models.Model):
         default=0,
         validators=[MinValueValidator(-100), MaxValueValidator(100)],
         help_text="When several tasks are due, higher priority runs first.",
+    )
+    queue = models.CharField(
+        "queue",
+        max_length=100,
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+                "A queue name: letters, digits and _ . : - (starting with a letter or digit).",
+            )
+        ],
+        help_text="With Celery workers: the queue this task's runs are sent to (workers "
+        "started with --queues=<name> take them); empty: the default queue. Ignored when "
+        "the scheduler runs tasks itself.",
     )
     is_active = models.BooleanField(
         "active", default=True, help_text="Inactive tasks are never run by the scheduler."

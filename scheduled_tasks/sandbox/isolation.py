@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from scheduled_tasks.db import forkgate
 from scheduled_tasks.sandbox import childenv, proctree
 from scheduled_tasks.sandbox.childrun import ChildOutcome, ChildRun, Limits, Watch, follow
 
@@ -288,7 +289,7 @@ def fork_child(
     # Frozen objects are left alone by the child's garbage collector: it does not touch (and
     # so copy) every page of the runner's heap. The parent unfreezes at once.
     gc.freeze()
-    pid = os.fork()
+    pid = forkgate.fork()  # never while another thread is inside SQLite
     if pid == 0:  # child
         os.close(read_fd)
         _child_main(write_fd, limits, target, parent, prepare, sqlite, job_fd)

@@ -45,6 +45,8 @@ def task_run(request: HttpRequest, task: ScheduledTask) -> HttpResponse:
         when = "it starts when the run in progress ends"
     elif how == background.BY_WEB:
         when = "no scheduler is running, so this web process starts it in the background"
+    elif how == background.BY_WORKERS:
+        when = "it is sent to the workers, and the first free one starts it"
     else:
         when = "a runner starts it within a second or so"
     messages.info(request, f"Run #{execution.pk} of “{task.name}” queued: {when}.")

@@ -178,6 +178,17 @@ class Command(BaseCommand):
             return
         for task in report.busy:
             self.stdout.write(f"task {task.pk} “{task.name}” is still running; skipped")
+        if report.dispatched or report.undelivered:
+            self.stdout.write(
+                f"{len(report.dispatched)} run(s) sent to the workers"
+                + (
+                    f", {len(report.undelivered)} not sent (the broker did not answer; sent "
+                    "again once their claim expires)"
+                    if report.undelivered
+                    else ""
+                )
+                + "."
+            )
         if report.executions or report.busy or report.abandoned:
             self.stdout.write(
                 f"{len(report.executions)} run(s), {len(report.failed)} not completed, "
@@ -204,6 +215,11 @@ class Command(BaseCommand):
             execution = runner.run_task_now(task, now=now, on_start=on_start)
         except runner.TaskBusy as exc:
             raise CommandError(str(exc), returncode=1) from exc
+        if execution.status == Execution.Status.PENDING:  # handed to the workers (Celery)
+            self.stdout.write(
+                f"task {task.pk} “{task.name}”: run #{execution.pk} sent to the workers"
+            )
+            return
         self._print_execution(execution)
         if execution.status != Execution.Status.COMPLETED:
             raise CommandError(
