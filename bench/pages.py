@@ -121,8 +121,7 @@ def _count(n: int | str) -> str:
 
 
 def _report(results: dict[str, dict], args: argparse.Namespace) -> str:
-    from scheduled_tasks.chart_snapshot import REFRESH_SECONDS as refresh
-
+    refresh = next(iter(results.values()))["refresh_seconds"]
     names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
     rows, verdicts = [], []
     for backend, data in results.items():
@@ -428,6 +427,9 @@ def _worker(backend: str, n_tasks: int, n_runs: int, reps: int) -> dict:
         ids = {"big": big, "run": run}
         result["fill_seconds"] = 0.0
     print(f"{backend}, {n_tasks} tasks and {n_runs} runs:", flush=True)
+    from scheduled_tasks.chart_snapshot import REFRESH_SECONDS
+
+    result["refresh_seconds"] = REFRESH_SECONDS
     result["charts_ms"] = _charts_ms()
     result["large"] = _measure(client, ids, reps)
     loads.append(os.getloadavg()[0])

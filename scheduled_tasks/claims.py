@@ -25,7 +25,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.db.models import Count, QuerySet
 
-from scheduled_tasks import choices, schedules
+from scheduled_tasks import choices, last_outcome, schedules
 from scheduled_tasks.leases import lease_until
 from scheduled_tasks.models import Execution, ScheduledTask
 
@@ -187,13 +187,14 @@ def claim_slots(
             Execution.objects.bulk_create([execution for _, execution in new])
             for task, execution in new:
                 task.last_execution_id = execution.pk
+                task.last_failed = last_outcome.is_failing(execution.status)
         _save_claimed(changed)
     for task, execution in new:
         result.claims.append(Claim(execution=execution, task=task))
     return result
 
 
-_CLAIMED_FIELDS = ("next_run_at", "is_active", "last_run_at", "last_execution")
+_CLAIMED_FIELDS = ("next_run_at", "is_active", "last_run_at", "last_execution", "last_failed")
 
 
 def _save_claimed(tasks: list[ScheduledTask]) -> None:
@@ -308,8 +309,10 @@ def claim_manual(
             runner=runner or runner_identity(),
             version_id=locked.current_version_id,
         )
-        ScheduledTask.objects.filter(pk=task.pk).update(last_run_at=now, last_execution=execution)
-        locked.last_run_at, locked.last_execution = now, execution
+        ScheduledTask.objects.filter(pk=task.pk).update(
+            last_run_at=now, last_execution=execution, last_failed=False
+        )
+        locked.last_run_at, locked.last_execution, locked.last_failed = now, execution, False
     return Claim(execution=execution, task=locked)
 
 
@@ -357,7 +360,9 @@ def claim_pending(
         )
         if changed != 1:
             return None
-        ScheduledTask.objects.filter(pk=task.pk).update(last_run_at=moment, last_execution=pending)
+        ScheduledTask.objects.filter(pk=task.pk).update(
+            last_run_at=moment, last_execution=pending, last_failed=False
+        )
     pending.refresh_from_db()
-    task.last_run_at, task.last_execution = moment, pending
+    task.last_run_at, task.last_execution, task.last_failed = moment, pending, False
     return Claim(execution=pending, task=task)

@@ -3,8 +3,8 @@
 Plain functions taking ``now``. Each reads a bounded window or a bounded number of rows through
 an index, never the whole run history, so the page stays cheap with a million runs:
 
-- tasks "failing now" are those whose latest run (``last_execution``) failed, timed out or was
-  abandoned, looked up by primary key task by task;
+- tasks "failing now" are those whose latest run failed, timed out or was abandoned: the
+  ``last_failed`` flag the runner keeps (``last_outcome``), read through its partial index;
 - runs by status "in the last 24 h" are the runs that *ended* in that window, counted through
   the partial ``(status, finished_at)`` index (``sched_exec_finished``); runs in progress and
   waiting are counted now, through ``(status, lease_expires_at)``;
@@ -36,7 +36,6 @@ from django.db.models import (
     Subquery,
     Value,
     When,
-    Window,
 )
 
 from scheduled_tasks import conf, heartbeats
@@ -57,9 +56,9 @@ SLOWEST_WINDOW = timedelta(days=7)
 
 
 def _last_status() -> Subquery:
-    """Each task's latest status, looked up by primary key, task by task. Written as a
-    correlated subquery rather than a join: without planner statistics PostgreSQL may hash
-    the whole run history for the join, while this reads one row per task."""
+    """Each listed task's latest status, looked up by primary key. Written as a correlated
+    subquery rather than a join: without planner statistics PostgreSQL may hash the whole run
+    history for the join, while this reads one row per listed task."""
     return Subquery(
         Execution.objects.filter(pk=OuterRef("last_execution_id")).order_by().values("status")[:1]
     )
@@ -76,28 +75,16 @@ def _down_after() -> timedelta:
 # (its indexes do not hold the id; SQLite's hold the rowid either way).
 
 
-def counts(now: datetime, *, failing: int | None = None) -> dict[str, Any]:
+def counts(now: datetime) -> dict[str, Any]:
     """The figures the dashboard refreshes every few seconds, JSON-ready: tasks active and
-    paused, tasks failing now (their latest run failed, timed out or was abandoned), runs
-    running and pending now, runs ended in the last 24 h by status, open alerts, and whether a
-    scheduler beat lately. Five queries. ``failing``: the failing count if the caller has it
-    already (``failing_now`` counts them), which spares looking up every task's latest run."""
-    if failing is None:
-        tasks = (
-            ScheduledTask.objects.order_by()
-            .annotate(latest_status=_last_status())
-            .aggregate(
-                active=Count("pk", filter=Q(is_active=True)),
-                paused=Count("pk", filter=Q(is_active=False)),
-                failing=Count("pk", filter=Q(latest_status__in=FAILED)),
-            )
-        )
-    else:
-        tasks = ScheduledTask.objects.order_by().aggregate(
-            active=Count("pk", filter=Q(is_active=True)),
-            paused=Count("pk", filter=Q(is_active=False)),
-        )
-        tasks["failing"] = failing
+    paused, tasks failing now (their latest run failed, timed out or was abandoned:
+    ``last_failed``), runs running and pending now, runs ended in the last 24 h by status,
+    open alerts, and whether a scheduler beat lately. Five queries."""
+    tasks = ScheduledTask.objects.order_by().aggregate(
+        active=Count("pk", filter=Q(is_active=True)),
+        paused=Count("pk", filter=Q(is_active=False)),
+        failing=Count("pk", filter=Q(last_failed=True)),
+    )
     now_rows = (
         Execution.objects.filter(status__in=WAITING)
         .values_list("status")
@@ -152,12 +139,10 @@ def running_now() -> list[Execution]:
 
 def failing_now() -> list[ScheduledTask]:
     """Tasks whose latest run failed, timed out or was abandoned, the latest first (at most
-    ``LISTED``); each with its ``latest_status`` and ``failing_total``, how many tasks fail in
-    all (a window count over the same rows: one look at every task's latest run, not two)."""
+    ``LISTED``; the partial index of failing tasks); each with its ``latest_status``."""
     return list(
-        ScheduledTask.objects.annotate(latest_status=_last_status())
-        .filter(latest_status__in=FAILED)
-        .annotate(failing_total=Window(Count("pk")))
+        ScheduledTask.objects.filter(last_failed=True)
+        .annotate(latest_status=_last_status())
         .only("pk", "name", "is_active", "last_run_at")
         .order_by("-last_run_at", "pk")[:LISTED]
     )

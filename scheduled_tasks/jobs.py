@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from scheduled_tasks import conf, services
+from scheduled_tasks import conf, last_outcome, services
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.registry import JobContext, register
 from scheduled_tasks.schedules import kinds
@@ -63,6 +63,8 @@ def cleanup_executions(ctx: JobContext, *, days: int | None = None, batch_size: 
             )
         deleted += per_model.get(Execution._meta.label, 0)
         batches += 1
+    if deleted:
+        last_outcome.forget_deleted()
     summary = (
         f"Deleted {deleted} finished execution(s) created before "
         f"{cutoff:%Y-%m-%d %H:%M} UTC ({days} day(s) kept) in {batches} batch(es)."

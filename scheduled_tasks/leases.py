@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from scheduled_tasks import conf
+from scheduled_tasks import conf, last_outcome
 from scheduled_tasks.models import Execution
 from scheduled_tasks.retries import schedule_retry
 
@@ -118,7 +118,8 @@ def reap_abandoned(now: datetime) -> int:
             if not changed:
                 continue
             reaped += 1
-            # (The task's last status follows: it points at its latest run, this one or newer.)
+            # The task's last status follows: it points at its latest run, this one or newer.
+            last_outcome.run_ended(execution.pk, execution.task_id, Status.ABANDONED)
             execution.status = Status.ABANDONED
             schedule_retry(execution, execution.task, now)
     return reaped

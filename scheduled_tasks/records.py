@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 
+from scheduled_tasks import last_outcome
 from scheduled_tasks.models import Execution, ScheduledTask
 from scheduled_tasks.sandbox import SnippetResult
 
@@ -36,7 +37,8 @@ def storable(text: str) -> str:
 def finish(execution: Execution, result: SnippetResult, now: datetime) -> str | None:
     """Store a run's outcome: one UPDATE of its execution row (the task points at its latest
     run, ``ScheduledTask.last_execution``, so its last status needs no write of its own; an
-    older run finishing late cannot speak for the task).
+    older run finishing late cannot speak for the task). A run that failed, timed out or was
+    abandoned also marks its task failing (``last_outcome``): a second UPDATE, for those only.
 
     Returns the status the record had: ``"running"``, or ``"abandoned"`` when another runner
     reaped the run while it went on (its runner was frozen past the lease) — the real outcome
@@ -96,6 +98,9 @@ def _finish(execution: Execution, status: str, values: dict[str, object]) -> str
         return None
     for field, value in values.items():
         setattr(execution, field, value)
+    if last_outcome.is_failing(status) or previous == Execution.Status.ABANDONED:
+        # The claim left the task "not failing"; only an outcome that changes that is written.
+        last_outcome.run_ended(execution.pk, execution.task_id, status)
     return str(previous)
 
 

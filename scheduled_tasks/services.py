@@ -27,7 +27,9 @@ from scheduled_tasks.models import ScheduledTask, TaskVersion
 # The runner's columns: moved by claims (next slot, a finished one-off turning inactive, the
 # last run and the pointer to its record). A save from a page must not overwrite them with
 # what it read earlier.
-RUNNER_FIELDS = frozenset({"next_run_at", "is_active", "last_run_at", "last_execution"})
+RUNNER_FIELDS = frozenset(
+    {"next_run_at", "is_active", "last_run_at", "last_execution", "last_failed"}
+)
 
 # What saving an existing task writes: everything a person defines, the next slot that follows
 # from it and who changed it when; never the creator nor the last run's outcome.
@@ -35,7 +37,7 @@ SAVED_FIELDS: tuple[str, ...] = tuple(
     f.name
     for f in ScheduledTask._meta.concrete_fields
     if not f.primary_key
-    and f.name not in {"last_run_at", "last_execution", "created_by", "created_at"}
+    and f.name not in {"last_run_at", "last_execution", "last_failed", "created_by", "created_at"}
 )
 _ACTIVATION_FIELDS = ("is_active", "next_run_at", "updated_by", "updated_at")
 

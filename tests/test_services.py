@@ -56,7 +56,9 @@ def test_save_task_leaves_the_runners_columns_alone(now: datetime) -> None:
     task = make_task(name="edited")
     stale = ScheduledTask.objects.get(pk=task.pk)  # read before a run was claimed
     run = make_execution(task, status="failed")
-    ScheduledTask.objects.filter(pk=task.pk).update(last_execution=run, last_run_at=now)
+    ScheduledTask.objects.filter(pk=task.pk).update(
+        last_execution=run, last_run_at=now, last_failed=True
+    )
     stale.description = "edited while a run was claimed and failed"
     services.save_task(stale, now=now)
     task.refresh_from_db()
@@ -273,15 +275,16 @@ def test_admin_form_refuses_what_the_service_refuses(client: Client, superuser: 
 # --- nothing else writes a task ------------------------------------------------------------------
 #
 # The rule: a task's definition (what a person sets: name, code, schedule, settings, active)
-# is written only by scheduled_tasks/services.py. The runner keeps four bookkeeping columns
-# (RUNNER_FIELDS: next_run_at, is_active, last_run_at, last_execution) current when it claims
-# work, in claims.py (a claim moves next_run_at, ends a one-off and points the task at its new
-# record; a run's result is written to the execution alone): claims.py may write those columns
+# is written only by scheduled_tasks/services.py. The runner keeps five bookkeeping columns
+# (RUNNER_FIELDS: next_run_at, is_active, last_run_at, last_execution, last_failed) current when
+# it claims work, in claims.py (a claim moves next_run_at, ends a one-off and points the task at
+# its new record), and last_outcome.py marks a task failing when its latest run ends failed (a
+# run's result is otherwise written to the execution alone): those two may write those columns
 # and nothing else, and no other module writes a task.
 # Checked twice: statically over the source, and at run time over every caller's path.
 
 SERVICE = "scheduled_tasks/services.py"
-BOOKKEEPING = frozenset({"scheduled_tasks/claims.py"})
+BOOKKEEPING = frozenset({"scheduled_tasks/claims.py", "scheduled_tasks/last_outcome.py"})
 # The sandbox's model proxies write only models of the snippet namespace (checked below).
 SANDBOX = "scheduled_tasks/sandbox/"
 WRITE_METHODS = frozenset({

@@ -15,7 +15,7 @@ import time_machine
 from django.test import Client
 from django.urls import reverse
 
-from scheduled_tasks import dashboard
+from scheduled_tasks import dashboard, last_outcome
 from scheduled_tasks.models import Alert, Execution, RunnerHeartbeat, ScheduledTask
 from tests.factories import T0, H, make_execution, make_task, make_user
 
@@ -35,7 +35,9 @@ def ended(task: ScheduledTask, status: str, at: datetime, **extra: Any) -> Execu
 
 def with_last_run(task: ScheduledTask, status: str, at: datetime = NOW - H) -> Execution:
     execution = ended(task, status, at)
-    ScheduledTask.objects.filter(pk=task.pk).update(last_execution=execution, last_run_at=at)
+    ScheduledTask.objects.filter(pk=task.pk).update(
+        last_execution=execution, last_run_at=at, last_failed=last_outcome.is_failing(status)
+    )
     return execution
 
 
@@ -146,16 +148,15 @@ def test_running_now_and_failing_now_list_the_latest_first() -> None:
         ("new failure", S.TIMEOUT),
         ("old failure", S.FAILED),
     ]
-    assert [t.failing_total for t in failing] == [2, 2]
-    assert dashboard.counts(NOW, failing=2)["failing"] == dashboard.counts(NOW)["failing"] == 2
+    assert dashboard.counts(NOW)["failing"] == 2
 
 
-def test_failing_now_counts_every_failing_task_beyond_the_ones_it_lists() -> None:
+def test_failing_now_lists_the_latest_and_counts_every_failing_task() -> None:
     for n in range(dashboard.LISTED + 3):
         with_last_run(make_task(name=f"broken {n:02d}"), S.FAILED, NOW - n * H)
     failing = dashboard.failing_now()
-    assert len(failing) == dashboard.LISTED
-    assert failing[0].failing_total == dashboard.LISTED + 3
+    assert [t.name for t in failing] == [f"broken {n:02d}" for n in range(dashboard.LISTED)]
+    assert dashboard.counts(NOW)["failing"] == dashboard.LISTED + 3
 
 
 def test_runners_say_which_mode_and_whether_alive_silent_or_stopped() -> None:

@@ -177,7 +177,7 @@ def test_editor_edits_a_task_and_it_is_rescheduled(editor_client: Client, editor
         last_run_at=T0,
     )
     failed = make_execution(task, status="failed")
-    ScheduledTask.objects.filter(pk=task.pk).update(last_execution=failed)
+    ScheduledTask.objects.filter(pk=task.pk).update(last_execution=failed, last_failed=True)
     page = editor_client.get(reverse("scheduled_tasks:task_edit", args=[task.pk]))
     assert page.status_code == 200
     assert 'value="2026-01-05T09:00"' in page.content.decode()

@@ -12,6 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from scheduled_tasks import last_outcome
 from scheduled_tasks.models import ScheduledTask
 from tests.factories import T0, make_execution, make_task
 
@@ -21,7 +22,10 @@ pytestmark = pytest.mark.django_db
 def with_last_run(task: ScheduledTask, status: str, **fields: Any) -> ScheduledTask:
     """``task`` whose latest run (the one it points at) has ``status``: its last status."""
     task.last_execution = make_execution(task, status=status, **fields)
-    ScheduledTask.objects.filter(pk=task.pk).update(last_execution=task.last_execution)
+    ScheduledTask.objects.filter(pk=task.pk).update(
+        last_execution=task.last_execution,
+        last_failed=last_outcome.is_failing(task.last_execution.status),
+    )
     return task
 
 

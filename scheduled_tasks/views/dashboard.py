@@ -63,7 +63,7 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
         "scheduled_tasks/dashboard.html",
         {
             "now": now,
-            "counts": dashboard.counts(now, failing=failing[0].failing_total if failing else 0),
+            "counts": dashboard.counts(now),
             "running": dashboard.running_now(),
             "failing": failing,
             "next_runs": dashboard.next_runs(),

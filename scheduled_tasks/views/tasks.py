@@ -148,7 +148,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
     if status == "never":
         matching &= Q(last_execution__isnull=True)
     elif status == "problem":
-        matching &= Q(last_execution__status__in=PROBLEM_STATUSES)
+        matching &= Q(last_failed=True)  # its latest run failed (the partial index)
     elif status in Execution.Status.values:
         matching &= Q(last_execution__status=status)
     sort = request.GET.get("sort", "name")
@@ -160,7 +160,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
     totals = ScheduledTask.objects.order_by().aggregate(
         total=Count("pk"),
         active=Count("pk", filter=Q(is_active=True)),
-        problems=Count("pk", filter=Q(last_execution__status__in=PROBLEM_STATUSES)),
+        problems=Count("pk", filter=Q(last_failed=True)),
         matching=Count("pk", filter=matching) if matching else Count("pk"),
     )
     page = CountedPaginator(tasks, TASKS_PER_PAGE, count=totals["matching"]).get_page(
