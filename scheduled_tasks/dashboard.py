@@ -41,12 +41,11 @@ from django.db.models import (
 from scheduled_tasks import conf, heartbeats
 from scheduled_tasks.alerts import service as alerts
 from scheduled_tasks.models import Execution, RunnerHeartbeat, ScheduledTask
-from scheduled_tasks.statistics import local_midnight, runs_kept
+from scheduled_tasks.statistics import FAILED, local_midnight, runs_kept
 
 Status = Execution.Status
 
 RECENT = timedelta(hours=24)
-FAILED = (Status.FAILED, Status.TIMEOUT, Status.ABANDONED)
 WAITING = (Status.PENDING, Status.RUNNING)
 LISTED = 10  # rows of the "running now", "failing now" and "next runs" lists
 RUNNERS_LISTED = 20

@@ -36,17 +36,21 @@ def database_ok() -> bool:
         return False
 
 
+# What is said of the scheduler before (or without) a look at its heartbeats.
+_UNKNOWN_SCHEDULER: dict[str, Any] = {
+    "ok": False,
+    "last_heartbeat_at": None,
+    "age_seconds": None,
+    "kind": None,
+    "threshold_seconds": None,
+}
+
+
 def _scheduler(now: datetime) -> dict[str, Any]:
     minutes = (
         conf.get("ALERT_SCHEDULER_DOWN_MINUTES") or conf.DEFAULTS["ALERT_SCHEDULER_DOWN_MINUTES"]
     )
-    body: dict[str, Any] = {
-        "ok": False,
-        "last_heartbeat_at": None,
-        "age_seconds": None,
-        "kind": None,
-        "threshold_seconds": minutes * 60,
-    }
+    body: dict[str, Any] = {**_UNKNOWN_SCHEDULER, "threshold_seconds": minutes * 60}
     last = heartbeats.latest()
     if last is not None:
         body.update(
@@ -94,7 +98,7 @@ def report(now: datetime, *, names: bool = False) -> tuple[bool, dict[str, Any]]
         "status": "unavailable",
         "checked_at": now.isoformat(),
         "database": {"ok": database_ok()},
-        "scheduler": _scheduler_unknown(),
+        "scheduler": {**_UNKNOWN_SCHEDULER},
         "backend": {"name": None, "ok": False},
         "runners": [],
         "executions": None,
@@ -118,13 +122,3 @@ def report(now: datetime, *, names: bool = False) -> tuple[bool, dict[str, Any]]
     healthy = bool(body["database"]["ok"] and body["scheduler"]["ok"] and body["backend"]["ok"])
     body["status"] = "ok" if healthy else "unavailable"
     return healthy, body
-
-
-def _scheduler_unknown() -> dict[str, Any]:
-    return {
-        "ok": False,
-        "last_heartbeat_at": None,
-        "age_seconds": None,
-        "kind": None,
-        "threshold_seconds": None,
-    }

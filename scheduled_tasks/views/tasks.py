@@ -35,7 +35,6 @@ UPCOMING_RUNS = 5
 # Enough of a run's output for one table cell; the full text is on the execution page.
 OUTPUT_PREVIEW_CHARS = 160
 
-PROBLEM_STATUSES = (Execution.Status.FAILED, Execution.Status.TIMEOUT, Execution.Status.ABANDONED)
 
 TASK_SORTS: dict[str, tuple[str, ...]] = {
     "name": ("name",),
